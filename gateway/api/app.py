@@ -1,0 +1,118 @@
+"""create_app(): the FastAPI application over one Gateway, which its lifespan starts and stops.
+
+`pacs-gateway serve` runs it with uvicorn's access log off: uvicorn would log raw paths and
+query strings, which carry patient ids. middleware.RequestLog logs route templates instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.concurrency import run_in_threadpool
+
+from gateway.api import (
+    problems,
+    routes_fetches,
+    routes_health,
+    routes_jobs,
+    routes_previews,
+    routes_studies,
+)
+from gateway.api.fastpath import JobPollFastPath
+from gateway.api.middleware import BodyLimit, RequestLog
+from gateway.api.schemas import Problem
+from gateway.dicomweb import routes as dicomweb_routes
+from gateway.keys import KeyStore
+from gateway.service import Gateway
+from gateway.viewer_links import bind_viewer_links
+
+MAX_BODY_BYTES = 64 * 1024
+
+_DESCRIPTION = """\
+Fetches a patient's imaging studies from the PACS as background jobs.
+
+Every route but `/health` needs an API key (`Authorization: Bearer pgw_…`, created with
+`pacs-gateway keys create`). Errors are RFC 9457 problem details (`application/problem+json`).
+"""
+
+
+def create_app(gateway: Gateway, *, keys: KeyStore | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        gateway.start()
+        try:
+            yield
+        finally:
+            # Waits for workers to finish or release their jobs: off the event loop.
+            await run_in_threadpool(gateway.stop)
+
+    app = FastAPI(
+        title="pacs-gateway",
+        version="1",
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.gateway = gateway
+    app.state.keys = keys or KeyStore(gateway.engine)
+
+    problems.install(app)
+    for module in (routes_health, routes_fetches, routes_jobs):
+        app.include_router(module.router, responses=_ERROR_RESPONSES)
+    # Study responses carry the configured viewer links (see gateway.viewer_links).
+    app.include_router(
+        routes_studies.router,
+        responses=_ERROR_RESPONSES,
+        dependencies=[Depends(bind_viewer_links)],
+    )
+    app.include_router(routes_previews.router, responses=_ERROR_RESPONSES)
+    app.include_router(dicomweb_routes.router, responses=_ERROR_RESPONSES)
+
+    # Added last = outermost: RequestLog sees (and logs) everything, 413s and fast 304s too.
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(JobPollFastPath, gateway=gateway)
+    app.add_middleware(RequestLog)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _problem_openapi(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "No API key, or not a valid one."},
+    403: {"model": Problem, "description": "The key's role does not allow this."},
+    404: {"model": Problem, "description": "No such job or study."},
+    422: {"model": Problem, "description": "The request is not valid; `errors` lists each field."},
+}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def _problem_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Document every error response as application/problem+json with the Problem schema,
+    replacing FastAPI's HTTPValidationError, which this API never sends."""
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            for status, response in operation.get("responses", {}).items():
+                if status.isdigit() and int(status) >= 400 and status != "503":
+                    response["content"] = {"application/problem+json": {"schema": _PROBLEM_REF}}
+    components = schema.get("components", {}).get("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    return schema

@@ -1,0 +1,108 @@
+"""Bearer API keys and the one table of which role may do what.
+
+Routes declare what they need with `Depends(require(Permission.X))`; later routers (review
+queue, pages) reuse `require` and, when they need a new permission, add a row to PERMISSIONS.
+"""
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from gateway.api.problems import ApiProblem
+from gateway.keys import ApiKey, KeyStore
+
+
+class Permission(StrEnum):
+    SUBMIT_FETCH = "submit_fetch"
+    READ = "read"  # jobs, studies, readiness
+    MANAGE_JOBS = "manage_jobs"  # cancel, retry
+
+
+ALL_ROLES = frozenset({"service", "clinician", "staff", "admin"})
+
+PERMISSIONS: Mapping[Permission, frozenset[str]] = {
+    Permission.SUBMIT_FETCH: ALL_ROLES,
+    Permission.READ: ALL_ROLES,
+    # Clinicians watch jobs; stopping or re-running them is for staff and the R4 service.
+    Permission.MANAGE_JOBS: frozenset({"service", "staff", "admin"}),
+}
+
+# Words for the 403 sentence.
+_DOING: Mapping[Permission, str] = {
+    Permission.SUBMIT_FETCH: "requesting fetches",
+    Permission.READ: "reading jobs and studies",
+    Permission.MANAGE_JOBS: "cancelling or retrying jobs",
+}
+
+_bearer = HTTPBearer(
+    auto_error=False,  # our own 401 problem instead of FastAPI's
+    description="An API key from `pacs-gateway keys create`, sent as `Bearer pgw_…`.",
+)
+
+
+def allowed(role: str, permission: Permission) -> bool:
+    return role in PERMISSIONS[permission]
+
+
+class Requirement:
+    """What `require()` returns: a dependency that authenticates the caller and checks one
+    permission. The permission is also the operation's security scope in the OpenAPI document
+    (`security: [{HTTPBearer: [manage_jobs]}]`), which documents it for clients and lets the
+    tests find every protected route and what it needs."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+        # A function built here rather than a method: FastAPI reads the scope from the
+        # signature, and it differs per permission.
+        async def check(
+            request: Request,
+            credentials: Annotated[
+                HTTPAuthorizationCredentials | None,
+                Security(_bearer, scopes=[permission.value]),
+            ],
+        ) -> ApiKey:
+            return await self.authorize(request, credentials)
+
+        self.dependency = check
+
+    async def authorize(
+        self, request: Request, credentials: HTTPAuthorizationCredentials | None
+    ) -> ApiKey:
+        if credentials is None:
+            raise _unauthorized(
+                "This request needs an API key: send 'Authorization: Bearer <key>'."
+            )
+        keys: KeyStore = request.app.state.keys
+        # A cache hit costs no thread hop; a miss reads the database off the event loop.
+        hit, key = keys.cached(credentials.credentials)
+        if not hit:
+            key = await run_in_threadpool(keys.authenticate, credentials.credentials)
+        if key is None:
+            raise _unauthorized(
+                "The API key is not valid: it is unknown, mistyped or revoked.", invalid=True
+            )
+        if not allowed(key.role, self.permission):
+            raise ApiProblem(
+                403,
+                f"Your API key's role ({key.role}) does not allow {_DOING[self.permission]}; "
+                "ask an administrator for a key with a role that does.",
+                kind="forbidden",
+            )
+        request.state.api_key = key
+        return key
+
+
+def require(permission: Permission) -> Any:
+    """`Depends(require(Permission.X))`'s argument: a dependency returning the caller's ApiKey
+    after checking that its role may do X (401 / 403 problems otherwise)."""
+    return Requirement(permission).dependency
+
+
+def _unauthorized(detail: str, *, invalid: bool = False) -> ApiProblem:
+    challenge = 'Bearer error="invalid_token"' if invalid else "Bearer"
+    return ApiProblem(401, detail, kind="unauthorized", headers={"WWW-Authenticate": challenge})

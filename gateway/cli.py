@@ -1,0 +1,220 @@
+"""`pacs-gateway`: check a PACS from a terminal and fetch studies by hand."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gateway.cli_keys import keys_app
+from gateway.dicom_node import DicomNode
+from gateway.service import Gateway
+from gateway.settings import CONFIG_ENV, Settings
+from pacs.echo import echo as c_echo
+from pacs.errors import PacsError
+from pacs.models import Study, StudyQuery
+from pacs.query import find_studies
+from pacs.retrieve import Progress as RetrieveProgress
+
+T = TypeVar("T")
+
+app = typer.Typer(help="pacs-gateway: fetch imaging studies from a PACS.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help=f"TOML settings file (or ${CONFIG_ENV}).")
+]
+PacsOption = Annotated[str | None, typer.Option("--pacs", help="Configured PACS name.")]
+PatientIdOption = Annotated[str, typer.Option("--patient-id", help="PatientID on the PACS.")]
+NameOption = Annotated[str, typer.Option("--name", help="PatientName, DICOM style: Family^Given.")]
+BirthOption = Annotated[str, typer.Option("--birth-date", help="YYYY-MM-DD")]
+FromOption = Annotated[str, typer.Option("--from", help="First study date, YYYY-MM-DD.")]
+ToOption = Annotated[str, typer.Option("--to", help="Last study date, YYYY-MM-DD.")]
+ModalityOption = Annotated[list[str] | None, typer.Option("--modality", help="e.g. CT; repeat.")]
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+
+
+@app.command()
+def echo(config: ConfigOption = None, pacs: PacsOption = None) -> None:
+    """C-ECHO the PACS and print the round trip."""
+    settings = _settings(config)
+    peer = _or_exit(lambda: settings.peer(pacs))
+    seconds = _or_exit(lambda: c_echo(peer, settings.ae_title))
+    console.print(f"{peer.label} answered C-ECHO in {seconds * 1000:.0f} ms")
+
+
+@app.command()
+def find(
+    config: ConfigOption = None,
+    pacs: PacsOption = None,
+    patient_id: PatientIdOption = "",
+    name: NameOption = "",
+    birth_date: BirthOption = "",
+    date_from: FromOption = "",
+    date_to: ToOption = "",
+    modality: ModalityOption = None,
+) -> None:
+    """List a patient's studies on the PACS."""
+    settings = _settings(config)
+    peer = _or_exit(lambda: settings.peer(pacs))
+    query = _query(patient_id, name, birth_date, date_from, date_to, modality)
+    studies = _or_exit(lambda: find_studies(peer, settings.ae_title, query))
+    _print_studies(studies)
+
+
+@app.command()
+def fetch(
+    config: ConfigOption = None,
+    pacs: PacsOption = None,
+    patient_id: PatientIdOption = "",
+    name: NameOption = "",
+    birth_date: BirthOption = "",
+    date_from: FromOption = "",
+    date_to: ToOption = "",
+    modality: ModalityOption = None,
+) -> None:
+    """Find a patient's studies and bring every image into the store, with progress."""
+    settings = _settings(config)
+    peer = _or_exit(lambda: settings.peer(pacs))
+    query = _query(patient_id, name, birth_date, date_from, date_to, modality)
+    studies = _or_exit(lambda: find_studies(peer, settings.ae_title, query))
+    if not studies:
+        console.print("No study matches.")
+        return
+    _print_studies(studies)
+    with DicomNode(settings) as node, _progress_bar() as bar:
+        total_images = 0
+        for n, study in enumerate(studies, start=1):
+            label = f"Fetching study {n} of {len(studies)}"
+            task = bar.add_task(label, total=study.number_of_instances or None)
+
+            def show(p: RetrieveProgress, task: int = task) -> None:
+                bar.update(task, total=p.expected, completed=p.received)
+
+            result = _or_exit(
+                lambda s=study, cb=show: node.retriever.fetch_study(peer, s.study_uid, progress=cb)
+            )
+            total_images += result.expected
+    console.print(f"{len(studies)} studies, {total_images} images in {settings.studies_dir}")
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Job worker threads (default: settings).")
+    ] = None,
+) -> None:
+    """Run the gateway: HTTP API, Storage SCP and job workers in one process."""
+    import uvicorn
+
+    from gateway.api.app import create_app
+
+    settings = _settings(config)
+    if workers is not None:
+        settings.workers = workers
+    logging.getLogger().setLevel(logging.INFO)
+    # One line per association and per image at INFO: too much for an operator's log.
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    # httpx logs full request URLs at INFO, and URLs can carry patient ids.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    gateway = _or_exit(lambda: Gateway(settings))
+    # uvicorn turns SIGTERM/SIGINT into the app's shutdown, where the gateway finishes or
+    # releases the jobs it holds. Its access log would write raw paths (patient ids): off.
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(gateway),
+            host=settings.http_host,
+            port=settings.http_port,
+            access_log=False,
+            log_level="info",
+        )
+    )
+    # A restart request (`restart` command, self-update) takes the same graceful shutdown
+    # path as SIGTERM, without a signal: uvicorn would re-raise it and hide our exit code.
+    gateway.practice.request_exit = lambda: setattr(server, "should_exit", True)
+    server.run()
+    if gateway.practice.exit_code is not None:
+        # 75 (EX_TEMPFAIL): the service manager must start us again (docs/deployment.md).
+        raise typer.Exit(gateway.practice.exit_code)
+
+
+def _settings(config: Path | None) -> Settings:
+    if config is not None:
+        os.environ[CONFIG_ENV] = str(config)
+    return _or_exit(Settings)
+
+
+def _query(
+    patient_id: str,
+    name: str,
+    birth_date: str,
+    date_from: str,
+    date_to: str,
+    modality: list[str] | None,
+) -> StudyQuery:
+    return _or_exit(
+        lambda: StudyQuery(
+            patient_id=patient_id,
+            patient_name=name,
+            birth_date=_date(birth_date, "--birth-date"),
+            date_from=_date(date_from, "--from"),
+            date_to=_date(date_to, "--to"),
+            modalities=tuple(m.upper() for m in modality or ()),
+        )
+    )
+
+
+def _date(value: str, option: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{option} takes a date as YYYY-MM-DD, not {value!r}") from None
+
+
+def _or_exit(action: Callable[[], T]) -> T:
+    try:
+        return action()
+    except (PacsError, LookupError, ValueError, FileNotFoundError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _print_studies(studies: list[Study]) -> None:
+    table = Table("Date", "Modalities", "Description", "Images", "Patient ID", "Study UID")
+    for s in studies:
+        table.add_row(
+            s.study_date.isoformat() if s.study_date else "",
+            "/".join(s.modalities),
+            s.description,
+            str(s.number_of_instances or ""),
+            s.patient.patient_id,
+            s.study_uid,
+        )
+    console.print(table)
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}:"),
+        MofNCompleteColumn(),
+        TextColumn("images"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )

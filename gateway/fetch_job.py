@@ -1,0 +1,201 @@
+"""The fetch job: find a patient's studies on the PACS and bring every image home.
+
+Steps are kept in the job's checkpoint (the list of studies and which are done), so a job
+that was interrupted resumes with the first study not yet complete, and within a study only
+the instances not yet in the store are requested again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any, Protocol
+
+import jobs
+from gateway.dicom_node import DicomNode
+from gateway.fetch_request import FetchRequest
+from gateway.settings import Settings
+from gateway.study_index import StudyIndex
+from pacs.errors import PacsError, PacsUnreachable, RetrieveCancelled
+from pacs.models import PacsPatient, Peer, Study, StudyQuery
+from pacs.query import find_studies
+from pacs.retrieve import FetchResult, Progress
+
+FETCH_KIND = "fetch"
+
+
+class PatientResolver(Protocol):
+    """Turns an R4 patient id into the PatientIDs to query on one PACS (the matching module)."""
+
+    def pacs_patient_ids(self, r4_patient_id: str, pacs_name: str) -> list[str]: ...
+
+
+class FetchJob:
+    def __init__(
+        self,
+        settings: Settings,
+        node: DicomNode,
+        index: StudyIndex,
+        resolver: PatientResolver | None = None,
+    ) -> None:
+        self.settings = settings
+        self.node = node
+        self.index = index
+        self.resolver = resolver
+
+    def run(self, ctx: jobs.JobContext) -> None:
+        params = dict(ctx.params)
+        pacs_name = params.pop("pacs")
+        request = FetchRequest.model_validate(params)
+        try:
+            peer = self.settings.peer(pacs_name)
+        except LookupError as exc:
+            raise jobs.PermanentError(str(exc)) from None
+        try:
+            plan = ctx.checkpoint.get("studies")
+            if plan is None:
+                ctx.report(f"Looking for studies on {peer.label}", force=True)
+                plan = [_entry(s) for s in self._find(peer, pacs_name, request)]
+                ctx.save_checkpoint({"studies": plan})
+            self._fetch_all(ctx, peer, pacs_name, plan)
+        except RetrieveCancelled:
+            raise jobs.JobCancelled(ctx.id) from None
+        except PacsError as exc:
+            if not exc.transient:
+                raise jobs.PermanentError(exc.message) from None
+            raise jobs.TransientError(self._with_advice(ctx, exc)) from None
+
+    def _with_advice(self, ctx: jobs.JobContext, exc: PacsError) -> str:
+        """On the last attempt the pool gives up with this message: tell staff what to do
+        then, since nothing will happen by itself any more (the outage drill found the
+        final message said only what failed). Earlier attempts keep the bare sentence; the
+        pool adds when the next try is."""
+        if ctx.attempt < self.settings.retry_max_attempts:
+            return exc.message
+        if isinstance(exc, PacsUnreachable):
+            advice = "Check that the PACS is switched on and reachable from the gateway"
+        else:
+            advice = "Check the PACS (or ask its provider)"
+        return f"{exc.message} {advice}, then retry this job: it resumes where it stopped."
+
+    def _find(self, peer: Peer, pacs_name: str, request: FetchRequest) -> list[Study]:
+        if request.pacs_patient_id:
+            patient_ids = [request.pacs_patient_id]
+        elif self.resolver is not None and request.r4_patient_id:
+            patient_ids = self.resolver.pacs_patient_ids(request.r4_patient_id, pacs_name)
+        else:
+            raise jobs.PermanentError("Fetching by R4 patient id needs patient matching.")
+        found: dict[str, Study] = {}
+        for patient_id in patient_ids:
+            query = StudyQuery(
+                patient_id=patient_id,
+                date_from=request.date_from,
+                date_to=request.date_to,
+                modalities=tuple(request.modalities),
+            )
+            for study in find_studies(peer, self.settings.ae_title, query):
+                found.setdefault(study.study_uid, study)
+        return sorted(found.values(), key=lambda s: (s.study_date or date.min, s.study_uid))
+
+    def _fetch_all(
+        self, ctx: jobs.JobContext, peer: Peer, pacs_name: str, plan: list[dict[str, Any]]
+    ) -> None:
+        if not plan:
+            ctx.set_summary("No study matches this patient and date range on the PACS.")
+            return
+        for number, entry in enumerate(plan, start=1):
+            if entry["done"]:
+                continue
+            ctx.raise_if_cancelled()
+            result = self.node.retriever.fetch_study(
+                peer,
+                entry["study_uid"],
+                progress=_reporter(ctx, plan, number),
+                cancelled=lambda: ctx.cancelled,
+                max_requests=self.settings.fetch_max_requests,
+                expected=entry["expected"],
+            )
+            self._index(pacs_name, entry, result, ctx.id)
+            entry.update(done=True, expected=result.expected, received=result.expected)
+            ctx.save_checkpoint({"studies": plan})
+            _report(ctx, plan, f"Fetched study {number} of {len(plan)}", force=True)
+        images = sum(e["expected"] or 0 for e in plan)
+        ctx.set_summary(
+            f"Fetched {_count(len(plan), 'study', 'studies')}, {_count(images, 'image', 'images')}."
+        )
+
+    def _index(
+        self, pacs_name: str, entry: dict[str, Any], result: FetchResult, job_id: str
+    ) -> None:
+        store = self.node.store
+        sizes = {
+            i.sop_instance_uid: store.path_for(i.study_uid, i.series_uid, i.sop_instance_uid)
+            .stat()
+            .st_size
+            for i in result.instances
+        }
+        study = Study(
+            study_uid=entry["study_uid"],
+            patient=PacsPatient(patient_id=entry["pacs_patient_id"]),
+            study_date=date.fromisoformat(entry["date"]) if entry["date"] else None,
+            description=entry["description"],
+            modalities=tuple(entry["modalities"]),
+        )
+        self.index.record_study(pacs_name, study, result.instances, sizes, job_id)
+
+
+def _entry(study: Study) -> dict[str, Any]:
+    return {
+        "study_uid": study.study_uid,
+        "pacs_patient_id": study.patient.patient_id,
+        "date": study.study_date.isoformat() if study.study_date else None,
+        "description": study.description,
+        "modalities": list(study.modalities),
+        "expected": study.number_of_instances,
+        "received": 0,
+        "bytes": 0,
+        "done": False,
+    }
+
+
+def _reporter(
+    ctx: jobs.JobContext, plan: list[dict[str, Any]], number: int
+) -> Callable[[Progress], None]:
+    entry = plan[number - 1]
+
+    def report(progress: Progress) -> None:
+        entry["expected"] = progress.expected
+        entry["received"] = progress.received
+        entry["bytes"] = progress.bytes_received
+        _report(
+            ctx,
+            plan,
+            f"Fetching study {number} of {len(plan)}: "
+            f"{progress.received} of {_count(progress.expected, 'image', 'images')}",
+            failed=progress.failed or 0,
+        )
+
+    return report
+
+
+def _report(
+    ctx: jobs.JobContext,
+    plan: list[dict[str, Any]],
+    message: str,
+    *,
+    failed: int = 0,
+    force: bool = False,
+) -> None:
+    numbers: dict[str, int] = {
+        "studies_total": len(plan),
+        "studies_done": sum(1 for e in plan if e["done"]),
+        "instances_expected": sum(e["expected"] or 0 for e in plan),
+        "instances_received": sum(e["received"] for e in plan),
+        "instances_failed": failed,
+        "bytes": sum(e.get("bytes", 0) for e in plan),
+    }
+    ctx.report(message, force=force, **numbers)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"

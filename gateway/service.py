@@ -1,0 +1,193 @@
+"""The running gateway: database, job store, DICOM node, workers, and what the API asks of them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+import jobs
+from gateway.database import open_database
+from gateway.dicom_node import DicomNode
+from gateway.fetch_job import FETCH_KIND, FetchJob, PatientResolver
+from gateway.fetch_request import FetchRequest
+from gateway.models import idempotency_key
+from gateway.practice import PracticeSide
+from gateway.settings import Settings
+from gateway.study_index import StudyIndex
+from pacs.echo import echo
+from pacs.errors import PacsError
+
+
+class UnknownPacs(LookupError):
+    """The request names a PACS that is not configured."""
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with a different request."""
+
+
+class PatientNotResolvable(Exception):
+    """The request names an R4 patient, but no patient matching is configured."""
+
+
+@dataclass(frozen=True)
+class Check:
+    ok: bool
+    detail: str
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Readiness:
+    checks: dict[str, Check] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks.values())
+
+
+class Gateway:
+    """Everything `serve` runs, built from settings. The API and pages call only this."""
+
+    def __init__(self, settings: Settings, *, resolver: PatientResolver | None = None) -> None:
+        self.settings = settings
+        self.engine = open_database(settings.database_url)
+        self.jobs = jobs.JobStore(self.engine)
+        self.node = DicomNode(settings)
+        self.index = StudyIndex(self.engine, self.node.store.root)
+        # R4, Flynotes, Rollbar: each part off unless configured. With R4, fetches may name
+        # an R4 patient (its chart number gives the PACS id).
+        self.practice = PracticeSide(settings, self)
+        self.fetch_job = FetchJob(
+            settings, self.node, self.index, resolver or self.practice.resolver()
+        )
+        self.pool: jobs.WorkerPool | None = None
+        self._workers = settings.workers
+
+    def start(self, *, workers: int | None = None) -> None:
+        self.node.start()
+        self._workers = self.settings.workers if workers is None else workers
+        self.resume()
+        self.practice.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking commands, finish or release claimed jobs, then stop receiving."""
+        self.practice.stop(timeout)
+        self.drain(timeout)
+        self.node.stop()
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Stop claiming jobs and return once none runs here: running jobs stop at their next
+        checkpoint (or finish) and are released, to be resumed by the next start."""
+        if self.pool is not None:
+            self.pool.stop(timeout)
+            self.pool = None
+
+    def resume(self) -> None:
+        """Start the job workers (again, after a drain whose update failed)."""
+        if self.pool is None and self._workers > 0:
+            self.pool = jobs.WorkerPool(
+                self.jobs,
+                {FETCH_KIND: self.fetch_job.run},
+                workers=self._workers,
+                lease_seconds=self.settings.lease_seconds,
+                retry_policy=self.settings.retry_policy(),
+            )
+            self.pool.start()
+
+    def submit_fetch(
+        self, request: FetchRequest, *, idempotency: str | None = None, api_key_id: str = ""
+    ) -> tuple[jobs.Job, bool]:
+        """Queue a fetch, or return the job already doing it.
+
+        Raises UnknownPacs, IdempotencyConflict, PatientNotResolvable."""
+        pacs_name = self._pacs_name(request.pacs)
+        if request.r4_patient_id and self.fetch_job.resolver is None:
+            raise PatientNotResolvable(
+                "Fetching by R4 patient id needs patient matching, which is not set up here; "
+                "give the PACS patient id instead."
+            )
+        if idempotency:
+            earlier = self._idempotent_job(idempotency, api_key_id, request)
+            if earlier is not None:
+                return earlier, False
+        params = {**request.model_dump(mode="json"), "pacs": pacs_name}
+        job, created = self.jobs.submit(
+            FETCH_KIND, params, dedupe_key=request.dedupe_key(pacs_name)
+        )
+        if idempotency:
+            self._remember(idempotency, api_key_id, request, job.id)
+        if created and self.pool is not None:
+            self.pool.notify()
+        return job, created
+
+    def readiness(self) -> Readiness:
+        checks = {"database": self._check_database(), "storage": self._check_storage()}
+        for entry in self.settings.pacs:
+            checks[f"pacs:{entry.name}"] = self._check_pacs(entry.name)
+        return Readiness(checks)
+
+    def _pacs_name(self, name: str | None) -> str:
+        try:
+            return self.settings.peer(name).name
+        except LookupError as exc:
+            raise UnknownPacs(str(exc)) from None
+
+    def _idempotent_job(self, key: str, api_key_id: str, request: FetchRequest) -> jobs.Job | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(idempotency_key).where(
+                    idempotency_key.c.key == key, idempotency_key.c.api_key_id == api_key_id
+                )
+            ).first()
+        if row is None:
+            return None
+        if row.request_hash != request.fingerprint():
+            raise IdempotencyConflict(
+                "This Idempotency-Key was already used for a different request."
+            )
+        return self.jobs.get(row.job_id)
+
+    def _remember(self, key: str, api_key_id: str, request: FetchRequest, job_id: str) -> None:
+        insert = idempotency_key.insert().values(
+            key=key,
+            api_key_id=api_key_id,
+            request_hash=request.fingerprint(),
+            job_id=job_id,
+            created_at=datetime.now(UTC),
+        )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert)
+        except sa.exc.IntegrityError:
+            # A concurrent request with the same key won; its job is the answer next time.
+            pass
+
+    def _check_database(self) -> Check:
+        started = time.perf_counter()
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError as exc:
+            return Check(False, f"database error: {type(exc).__name__}")
+        return Check(True, "reachable", (time.perf_counter() - started) * 1000)
+
+    def _check_storage(self) -> Check:
+        probe = self.node.store.incoming / ".ready-probe"
+        try:
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            return Check(False, f"the study store is not writable: {exc.strerror}")
+        return Check(True, f"writable: {self.node.store.root}")
+
+    def _check_pacs(self, name: str) -> Check:
+        peer = self.settings.peer(name)
+        try:
+            seconds = echo(peer, self.settings.ae_title)
+        except PacsError as exc:
+            return Check(False, exc.message)
+        return Check(True, "answers C-ECHO", seconds * 1000)

@@ -1,0 +1,249 @@
+"""All settings in one place: environment (`PACS_GATEWAY_*`) over an optional TOML file.
+
+The TOML file is named by `PACS_GATEWAY_CONFIG` (or `--config` on the command line).
+Every setting is documented in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from gateway.viewer_links import ViewerLink
+from jobs import RetryPolicy
+from pacs.models import LocalNode, Peer
+from r4.database import production_url
+
+CONFIG_ENV = "PACS_GATEWAY_CONFIG"
+
+
+class PacsSettings(BaseModel):
+    """One PACS the gateway queries and retrieves from."""
+
+    name: str = Field(description="Short name used in messages and on the command line.")
+    ae_title: str = Field(description="The PACS's AE title (called AE).")
+    host: str
+    port: int = 104
+    retrieve_method: Literal["move", "get"] = Field(
+        "move", description="C-MOVE to the gateway's Storage SCP, or C-GET on one association."
+    )
+    max_associations: int = Field(2, ge=1, description="Concurrent associations we open.")
+    connect_timeout: float = Field(5.0, gt=0, description="TCP connect timeout, seconds.")
+    acse_timeout: float = Field(10.0, gt=0, description="Association negotiation timeout.")
+    dimse_timeout: float = Field(
+        60.0, gt=0, description="Idle time allowed between two messages or two arrivals."
+    )
+
+    def peer(self) -> Peer:
+        return Peer(
+            name=self.name,
+            ae_title=self.ae_title,
+            host=self.host,
+            port=self.port,
+            retrieve_method=self.retrieve_method,
+            max_associations=self.max_associations,
+            connect_timeout=self.connect_timeout,
+            acse_timeout=self.acse_timeout,
+            dimse_timeout=self.dimse_timeout,
+        )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PACS_GATEWAY_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    ae_title: str = Field("PACSGATEWAY", max_length=16, description="The gateway's AE title.")
+    dicom_port: int = Field(11112, description="Port of the gateway's Storage SCP.")
+    dicom_bind: str = Field("0.0.0.0", description="Address the Storage SCP listens on.")
+    allowed_calling_aets: list[str] = Field(
+        default_factory=list,
+        description="AE titles allowed to send to the Storage SCP besides the configured PACS.",
+    )
+    maximum_pdu_size: int = Field(0, ge=0, description="Largest PDU we accept; 0 = no limit.")
+    data_dir: Path = Field(Path("var"), description="Where the gateway keeps its data.")
+    storage_dir: Path | None = Field(
+        None, description="Where studies are stored; default <data_dir>/studies."
+    )
+    pacs: list[PacsSettings] = Field(default_factory=list, description="The PACS peers.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the job store and index; default SQLite "
+        "<data_dir>/gateway.db. A postgresql+psycopg:// URL lets several processes share it.",
+    )
+    http_host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
+    http_port: int = Field(8080, description="Port of the HTTP API.")
+    workers: int = Field(2, ge=0, description="Fetch job worker threads in this process.")
+    lease_seconds: float = Field(
+        30.0, gt=0, description="A claimed job whose worker stops renewing is taken over after."
+    )
+    fetch_max_requests: int = Field(
+        3, ge=1, description="Retrieves of one study before missing images count as a failure."
+    )
+    retry_initial_delay: float = Field(10.0, gt=0, description="First wait after a failure, s.")
+    retry_max_delay: float = Field(600.0, gt=0, description="Longest wait between attempts, s.")
+    retry_max_attempts: int = Field(12, ge=1, description="Attempts before a job fails.")
+    retry_max_total: float = Field(
+        24 * 3600.0, gt=0, description="Seconds after the first attempt when retrying stops."
+    )
+    preview_max_age: int = Field(
+        3600,
+        ge=0,
+        description="Seconds a browser may reuse a preview image (Cache-Control max-age); "
+        "after that it revalidates with its ETag.",
+    )
+    viewer_links: list[ViewerLink] = Field(
+        default_factory=list,
+        description="Image viewers shown on study responses, each `{name, url_template}` "
+        '(TOML: `[[viewer_links]]`), e.g. `url_template = "https://ohif.example/viewer?'
+        'StudyInstanceUIDs={study_uid}"`; `{study_uid}` is replaced, URL-encoded.',
+    )
+
+    # --- practice side (R4, Flynotes, Rollbar): everything off until configured -------------
+    r4_database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the R4 database (tests: a SQLite file). Setting it, or "
+        "`r4_odbc_driver`, lets fetches name an R4 patient.",
+    )
+    r4_odbc_driver: str | None = Field(
+        None,
+        description="ODBC driver for R4 on SQL Server, e.g. `SQL Server Native Client 11.0`; "
+        "connects with Windows authentication (Trusted_Connection) as the service's account. "
+        "Needs the `mssql` extra.",
+    )
+    r4_server: str = Field(".", description="SQL Server holding R4 (with `r4_odbc_driver`).")
+    r4_database: str = Field("sys2000", description="R4's database (with `r4_odbc_driver`).")
+    flynotes_url: str | None = Field(
+        None,
+        description="Base URL of the Flynotes practice API. With R4 and the licence key it "
+        "turns on the bulk upload, the licence/version check and the SQS command loop.",
+    )
+    flynotes_licence_key: SecretStr | None = Field(
+        None, description="The practice's Flynotes licence key (a secret: prefer the environment)."
+    )
+    rollbar_access_token: SecretStr | None = Field(
+        None,
+        description="Rollbar post_server_item token; errors are reported, patient data "
+        "scrubbed. Unset: errors go to the local log only.",
+    )
+    rollbar_environment: str = Field("production", description="Rollbar environment name.")
+    rollbar_endpoint: str | None = Field(
+        None, description="Rollbar API endpoint; default Rollbar's own (tests use a recorder)."
+    )
+    bulk_upload_interval: float = Field(
+        3600.0, gt=0, description="Seconds between bulk uploads of all patients to Flynotes."
+    )
+    licence_check_interval: float = Field(
+        3600.0, gt=0, description="Seconds between licence/version checks (self-update)."
+    )
+    upload_batch_size: int = Field(500, ge=1, le=5000, description="Patients per upload batch.")
+    update_index_url: str | None = Field(
+        None, description="Package index the self-update installs from; default pip's own."
+    )
+    update_find_links: str | None = Field(
+        None, description="Directory of wheels the self-update installs from (no index)."
+    )
+    sqs_endpoint_url: str | None = Field(
+        None, description="SQS endpoint; default AWS's for the queue's region (tests: moto)."
+    )
+    sqs_wait_seconds: int = Field(
+        5, ge=1, le=20, description="SQS long-poll time; also bounds how long a stop takes."
+    )
+    pacs_id_rule_prefix: str = Field(
+        "", description="PACS PatientID = this + R4 chart number (zero-padded) + suffix."
+    )
+    pacs_id_rule_suffix: str = Field("", description="See `pacs_id_rule_prefix`.")
+    pacs_id_rule_pad_width: int | None = Field(
+        None, ge=1, description="Zero-pad the chart number to this many digits; unset: as is."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_ENV)
+        if config_file:
+            if not Path(config_file).is_file():
+                raise FileNotFoundError(f"The configuration file {config_file} does not exist.")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'gateway.db'}"
+        return self
+
+    @model_validator(mode="after")
+    def _flynotes_needs_licence(self) -> Settings:
+        if bool(self.flynotes_url) != (self.flynotes_licence_key is not None):
+            raise ValueError(
+                "flynotes_url and flynotes_licence_key go together: set both or neither"
+            )
+        return self
+
+    def r4_url(self) -> str | None:
+        """The R4 database URL, or None when R4 is not configured."""
+        if self.r4_database_url:
+            return self.r4_database_url
+        if self.r4_odbc_driver:
+            return production_url(self.r4_odbc_driver, self.r4_server, self.r4_database)
+        return None
+
+    @property
+    def practice_configured(self) -> bool:
+        """R4 and Flynotes are both set: the practice side's loops run in `serve`."""
+        return self.r4_url() is not None and self.flynotes_url is not None
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            initial_delay=self.retry_initial_delay,
+            max_delay=self.retry_max_delay,
+            max_attempts=self.retry_max_attempts,
+            max_total=self.retry_max_total,
+        )
+
+    @property
+    def studies_dir(self) -> Path:
+        return self.storage_dir or self.data_dir / "studies"
+
+    def local_node(self) -> LocalNode:
+        return LocalNode(
+            ae_title=self.ae_title,
+            port=self.dicom_port,
+            bind_address=self.dicom_bind,
+            allowed_calling_aets=tuple(self.allowed_calling_aets),
+            maximum_pdu_size=self.maximum_pdu_size,
+        )
+
+    def peer(self, name: str | None = None) -> Peer:
+        """The PACS named `name`, or the first configured one."""
+        if not self.pacs:
+            raise LookupError(
+                "No PACS is configured: add a [[pacs]] entry to the configuration file."
+            )
+        if name is None:
+            return self.pacs[0].peer()
+        for entry in self.pacs:
+            if entry.name == name:
+                return entry.peer()
+        known = ", ".join(p.name for p in self.pacs)
+        raise LookupError(f"No PACS named {name!r} is configured (known: {known}).")
+
+    def pacs_ae_titles(self) -> list[str]:
+        return [p.ae_title for p in self.pacs]

@@ -1,0 +1,63 @@
+"""Render docs/configuration.md from the settings models, so the two never disagree.
+
+python -m gateway.settings_doc > docs/configuration.md
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from gateway.settings import CONFIG_ENV, PacsSettings, Settings
+
+INTRO = f"""# Configuration
+
+Settings come from, highest priority first: environment variables `PACS_GATEWAY_<NAME>`,
+then the TOML file named by `${CONFIG_ENV}` (or `--config FILE` on the command line), then
+the defaults below. Nested values in the environment use `__` (e.g.
+`PACS_GATEWAY_PACS='[{{"name": "main", ...}}]'` for the list of PACS).
+
+This page is generated from the code (`python -m gateway.settings_doc`); a test keeps it current.
+"""
+
+
+def render() -> str:
+    parts = [INTRO, "## Gateway\n", _table(Settings, env=True)]
+    parts += ["\n## Each PACS (`[[pacs]]` in the TOML file)\n", _table(PacsSettings, env=False)]
+    parts.append(
+        "\nThe PACS must know the gateway as a DICOM modality: its `ae_title`, this machine's "
+        'address and `dicom_port`, or C-MOVE fails with "Move destination unknown".\n'
+    )
+    return "\n".join(parts)
+
+
+def _table(model: type[BaseModel], *, env: bool) -> str:
+    header = (
+        "| setting | environment | default | meaning |" if env else "| key | default | meaning |"
+    )
+    rule = "|---|---|---|---|" if env else "|---|---|---|"
+    rows = [header, rule]
+    for name, field in model.model_fields.items():
+        default = _default(field.default, field.default_factory)
+        meaning = (field.description or "").replace("|", "\\|")
+        if env:
+            rows.append(f"| `{name}` | `PACS_GATEWAY_{name.upper()}` | {default} | {meaning} |")
+        else:
+            rows.append(f"| `{name}` | {default} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def _default(value: object, factory: object) -> str:
+    if factory is not None:
+        return "`[]`"
+    if value is PydanticUndefined:
+        return "required"
+    if value is None:
+        return "—"
+    if value == "":
+        return '`""`'
+    return f"`{value}`"
+
+
+if __name__ == "__main__":
+    print(render(), end="")

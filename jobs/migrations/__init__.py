@@ -1,0 +1,1 @@
+"""Alembic migrations of the job tables; run them with jobs.upgrade(engine)."""

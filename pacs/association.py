@@ -1,0 +1,109 @@
+"""Opening associations with a peer: timeouts, per-PACS limits, and failures turned into errors."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from pynetdicom import AE, _config
+from pynetdicom.association import Association
+from pynetdicom.presentation import PresentationContext
+
+from pacs.errors import AssociationRejected, PacsUnreachable
+from pacs.models import Peer
+
+# pynetdicom logs query identifiers (names, ids, birth dates) at INFO by default.
+_config.LOG_REQUEST_IDENTIFIERS = False
+_config.LOG_RESPONSE_IDENTIFIERS = False
+
+_limits: dict[tuple[str, int, str, int], threading.BoundedSemaphore] = {}
+_limits_lock = threading.Lock()
+
+
+def _limit_for(peer: Peer) -> threading.BoundedSemaphore:
+    # The limit is part of the key so that a peer configured anew gets its new limit.
+    key = (peer.host, peer.port, peer.ae_title, peer.max_associations)
+    with _limits_lock:
+        if key not in _limits:
+            _limits[key] = threading.BoundedSemaphore(max(1, peer.max_associations))
+        return _limits[key]
+
+
+@contextmanager
+def open_association(
+    peer: Peer,
+    calling_ae_title: str,
+    contexts: Sequence[PresentationContext],
+    *,
+    ext_neg: Sequence[Any] | None = None,
+    evt_handlers: Sequence[Any] | None = None,
+    maximum_pdu_size: int = 0,
+) -> Iterator[Association]:
+    """Yield an established association, released on exit.
+
+    Waits for a free slot under the peer's `max_associations`, so concurrent jobs never
+    open more associations than the PACS is configured to accept from us.
+    """
+    with _limit_for(peer):
+        ae = AE(ae_title=calling_ae_title)
+        ae.requested_contexts = list(contexts)
+        ae.connection_timeout = peer.connect_timeout
+        ae.acse_timeout = peer.acse_timeout
+        ae.dimse_timeout = peer.dimse_timeout
+        ae.network_timeout = max(peer.dimse_timeout, 60.0)
+        ae.maximum_pdu_size = maximum_pdu_size
+        assoc = ae.associate(
+            peer.host,
+            peer.port,
+            ae_title=peer.ae_title,
+            ext_neg=list(ext_neg or []),
+            evt_handlers=list(evt_handlers or []),
+        )
+        if not assoc.is_established:
+            raise _association_error(peer, assoc, calling_ae_title)
+        try:
+            yield assoc
+        finally:
+            if assoc.is_established:
+                assoc.release()
+
+
+def _association_error(
+    peer: Peer, assoc: Association, calling: str
+) -> PacsUnreachable | AssociationRejected:
+    if assoc.is_rejected and assoc.acceptor.primitive is not None:
+        rj = assoc.acceptor.primitive
+        reason = rj.reason_str
+        transient = rj.result == 2
+        hint = ""
+        if "Calling AE title" in reason:
+            hint = f" Add the gateway's AE title {calling} to the PACS's known modalities."
+        elif "Called AE title" in reason:
+            hint = f" Check the PACS's AE title (configured: {peer.ae_title})."
+        message = f"The PACS {peer.label} rejected the association: {reason}.{hint}"
+        return AssociationRejected(message, transient=transient, reason=reason)
+    return PacsUnreachable(f"The PACS {peer.label} could not be reached: {_why_unreachable(peer)}.")
+
+
+def _why_unreachable(peer: Peer) -> str:
+    """Say why no association came up; pynetdicom only writes the cause to its log.
+
+    Runs on the failure path only, so the extra TCP probe costs nothing when all is well.
+    """
+    where = f"{peer.host}:{peer.port}"
+    try:
+        with socket.create_connection((peer.host, peer.port), timeout=peer.connect_timeout):
+            pass
+    except ConnectionRefusedError:
+        return f"nothing is listening on {where} (connection refused)"
+    except TimeoutError:
+        return f"no answer from {where} within {peer.connect_timeout:g} s"
+    except OSError as exc:
+        return f"the network refused the connection to {where} ({exc.strerror or exc})"
+    return (
+        f"{where} accepts connections but did not complete a DICOM association "
+        f"within {peer.acse_timeout:g} s"
+    )

@@ -1,0 +1,127 @@
+"""Typed values that cross the `pacs` package boundary: peers, queries and what C-FIND returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+RetrieveMethod = Literal["move", "get"]
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A remote DICOM node we query and retrieve from."""
+
+    ae_title: str
+    host: str
+    port: int
+    retrieve_method: RetrieveMethod = "move"
+    max_associations: int = 2
+    connect_timeout: float = 5.0
+    acse_timeout: float = 10.0
+    # Idle time allowed between two DIMSE messages (or two landed instances), never total time.
+    dimse_timeout: float = 60.0
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.ae_title}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class LocalNode:
+    """Who we are on the DICOM network."""
+
+    ae_title: str = "PACSGATEWAY"
+    port: int = 11112
+    bind_address: str = "0.0.0.0"
+    # Extra calling AE titles allowed to push to our Storage SCP, besides the configured peers.
+    allowed_calling_aets: tuple[str, ...] = ()
+    maximum_pdu_size: int = 0
+
+
+@dataclass(frozen=True)
+class PersonName:
+    """A DICOM PN split into its components (alphabetic group only)."""
+
+    family: str = ""
+    given: str = ""
+    middle: str = ""
+    prefix: str = ""
+    suffix: str = ""
+
+    @classmethod
+    def parse(cls, value: str) -> PersonName:
+        alphabetic = (value or "").split("=")[0]
+        parts = [*alphabetic.split("^"), "", "", "", "", ""][:5]
+        return cls(*(p.strip() for p in parts))
+
+    def __str__(self) -> str:
+        return " ".join(
+            p for p in (self.prefix, self.given, self.middle, self.family, self.suffix) if p
+        )
+
+
+@dataclass(frozen=True)
+class PacsPatient:
+    """Patient attributes as the PACS reports them in a C-FIND answer."""
+
+    patient_id: str
+    name: PersonName = field(default_factory=PersonName)
+    birth_date: date | None = None
+    sex: str = ""
+    issuer_of_patient_id: str = ""
+    other_patient_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StudyQuery:
+    """A STUDY-level C-FIND: at least a patient id, or a name with a birth date."""
+
+    patient_id: str = ""
+    patient_name: str = ""
+    birth_date: date | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    modalities: tuple[str, ...] = ()
+    study_uid: str = ""
+
+    def __post_init__(self) -> None:
+        if not (self.patient_id or self.study_uid or (self.patient_name and self.birth_date)):
+            raise ValueError(
+                "a study query needs a patient id, a study UID, or a name with a birth date"
+            )
+        if self.date_from and self.date_to and self.date_from > self.date_to:
+            raise ValueError("the date range ends before it starts")
+
+
+@dataclass(frozen=True)
+class Study:
+    study_uid: str
+    patient: PacsPatient
+    study_date: date | None = None
+    description: str = ""
+    accession_number: str = ""
+    modalities: tuple[str, ...] = ()
+    number_of_instances: int | None = None
+    number_of_series: int | None = None
+
+
+@dataclass(frozen=True)
+class Series:
+    study_uid: str
+    series_uid: str
+    modality: str = ""
+    description: str = ""
+    number: int | None = None
+    number_of_instances: int | None = None
+
+
+@dataclass(frozen=True)
+class Instance:
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str = ""
+    number: int | None = None

@@ -1,0 +1,199 @@
+"""C-FIND at STUDY, SERIES and IMAGE level (Study Root), answers decoded into typed values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+
+from pydicom.dataset import Dataset
+from pynetdicom import build_context
+from pynetdicom.association import Association
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FindModel
+
+from pacs.association import open_association
+from pacs.errors import AssociationAborted, dimse_failure
+from pacs.models import Instance, PacsPatient, Peer, PersonName, Series, Study, StudyQuery
+
+# Ask for UTF-8 answers; pydicom decodes each answer with the charset it declares.
+QUERY_CHARSET = "ISO_IR 192"
+
+
+def find_studies(peer: Peer, calling_ae_title: str, query: StudyQuery) -> list[Study]:
+    """Studies matching `query`. Date range and modalities are checked again on our side,
+    since some PACS ignore keys they do not index."""
+    with open_association(peer, calling_ae_title, [build_context(FindModel)]) as assoc:
+        answers = list(_find(assoc, peer, _study_identifier(query)))
+    studies = [_study(a) for a in answers if a.get("StudyInstanceUID")]
+    return [s for s in studies if _within(s, query)]
+
+
+def find_series(peer: Peer, calling_ae_title: str, study_uid: str) -> list[Series]:
+    with open_association(peer, calling_ae_title, [build_context(FindModel)]) as assoc:
+        return _series(assoc, peer, study_uid)
+
+
+def find_instances(peer: Peer, calling_ae_title: str, study_uid: str) -> list[Instance]:
+    """Every instance of a study: one SERIES-level C-FIND, then one IMAGE-level per series,
+    all on one association."""
+    with open_association(peer, calling_ae_title, [build_context(FindModel)]) as assoc:
+        instances: list[Instance] = []
+        for series in _series(assoc, peer, study_uid):
+            ds = _base("IMAGE")
+            ds.StudyInstanceUID = study_uid
+            ds.SeriesInstanceUID = series.series_uid
+            ds.SOPInstanceUID = ""
+            ds.SOPClassUID = ""
+            ds.InstanceNumber = ""
+            instances += [
+                Instance(
+                    study_uid=study_uid,
+                    series_uid=series.series_uid,
+                    sop_instance_uid=str(a.SOPInstanceUID),
+                    sop_class_uid=str(a.get("SOPClassUID", "") or ""),
+                    number=_int(a.get("InstanceNumber")),
+                )
+                for a in _find(assoc, peer, ds)
+                if a.get("SOPInstanceUID")
+            ]
+        return instances
+
+
+def _series(assoc: Association, peer: Peer, study_uid: str) -> list[Series]:
+    ds = _base("SERIES")
+    ds.StudyInstanceUID = study_uid
+    for keyword in (
+        "SeriesInstanceUID",
+        "Modality",
+        "SeriesDescription",
+        "SeriesNumber",
+        "NumberOfSeriesRelatedInstances",
+    ):
+        setattr(ds, keyword, "")
+    return [
+        Series(
+            study_uid=study_uid,
+            series_uid=str(a.SeriesInstanceUID),
+            modality=str(a.get("Modality", "") or ""),
+            description=str(a.get("SeriesDescription", "") or ""),
+            number=_int(a.get("SeriesNumber")),
+            number_of_instances=_int(a.get("NumberOfSeriesRelatedInstances")),
+        )
+        for a in _find(assoc, peer, ds)
+        if a.get("SeriesInstanceUID")
+    ]
+
+
+def _find(assoc: Association, peer: Peer, identifier: Dataset) -> Iterator[Dataset]:
+    final = None
+    for status, answer in assoc.send_c_find(identifier, FindModel):
+        if not status:
+            raise AssociationAborted(f"The PACS {peer.label} broke off the C-FIND.")
+        code = int(status.Status)
+        if code in (0xFF00, 0xFF01):
+            if answer is not None:
+                yield answer
+            continue
+        final = code
+        if code != 0x0000:
+            raise dimse_failure("C-FIND", code, peer.label, str(status.get("ErrorComment", "")))
+    if final is None:
+        raise AssociationAborted(f"The PACS {peer.label} ended the C-FIND without a final status.")
+
+
+def _base(level: str) -> Dataset:
+    ds = Dataset()
+    ds.SpecificCharacterSet = QUERY_CHARSET
+    ds.QueryRetrieveLevel = level
+    return ds
+
+
+def _study_identifier(query: StudyQuery) -> Dataset:
+    ds = _base("STUDY")
+    ds.StudyInstanceUID = query.study_uid
+    ds.PatientID = query.patient_id
+    ds.PatientName = query.patient_name
+    ds.PatientBirthDate = _da(query.birth_date)
+    ds.StudyDate = _range(query.date_from, query.date_to)
+    ds.ModalitiesInStudy = "\\".join(query.modalities)
+    for keyword in (
+        "IssuerOfPatientID",
+        "OtherPatientIDs",
+        "PatientSex",
+        "StudyTime",
+        "StudyDescription",
+        "AccessionNumber",
+        "NumberOfStudyRelatedInstances",
+        "NumberOfStudyRelatedSeries",
+    ):
+        setattr(ds, keyword, "")
+    return ds
+
+
+def _study(a: Dataset) -> Study:
+    patient = PacsPatient(
+        patient_id=str(a.get("PatientID", "") or ""),
+        name=PersonName.parse(str(a.get("PatientName", "") or "")),
+        birth_date=_parse_da(a.get("PatientBirthDate")),
+        sex=str(a.get("PatientSex", "") or ""),
+        issuer_of_patient_id=str(a.get("IssuerOfPatientID", "") or ""),
+        other_patient_ids=_multi(a.get("OtherPatientIDs")),
+    )
+    return Study(
+        study_uid=str(a.StudyInstanceUID),
+        patient=patient,
+        study_date=_parse_da(a.get("StudyDate")),
+        description=str(a.get("StudyDescription", "") or ""),
+        accession_number=str(a.get("AccessionNumber", "") or ""),
+        modalities=_multi(a.get("ModalitiesInStudy")),
+        number_of_instances=_int(a.get("NumberOfStudyRelatedInstances")),
+        number_of_series=_int(a.get("NumberOfStudyRelatedSeries")),
+    )
+
+
+def _within(study: Study, query: StudyQuery) -> bool:
+    if study.study_date:
+        if query.date_from and study.study_date < query.date_from:
+            return False
+        if query.date_to and study.study_date > query.date_to:
+            return False
+    if query.modalities and study.modalities:
+        return bool(set(query.modalities) & set(study.modalities))
+    return True
+
+
+def _da(value: date | None) -> str:
+    return value.strftime("%Y%m%d") if value else ""
+
+
+def _range(start: date | None, end: date | None) -> str:
+    if not start and not end:
+        return ""
+    return f"{_da(start)}-{_da(end)}"
+
+
+def _parse_da(value: object) -> date | None:
+    text = str(value or "").strip()
+    if len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
+def _multi(value: object) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return tuple(v for v in value.split("\\") if v)
+    try:
+        return tuple(str(v) for v in value if v)  # type: ignore[union-attr]
+    except TypeError:
+        return (str(value),)
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None

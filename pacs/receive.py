@@ -1,0 +1,146 @@
+"""Receiving C-STORE requests into the study store, for the Storage SCP and for C-GET alike.
+
+pynetdicom is switched to chunked receive: each dataset streams to a temp file as it arrives
+and is never decoded whole. We read only the few header tags we need, check the file is
+complete, then link it into the store.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import FileDataset
+from pynetdicom import _config, dimse_messages
+from pynetdicom.events import Event
+
+from pacs.store import InvalidUID, StoredInstance, StudyStore
+
+log = logging.getLogger(__name__)
+
+STATUS_SUCCESS = 0x0000
+# 0xCxxx "Cannot understand": the dataset could not be parsed or is incomplete.
+STATUS_CANNOT_UNDERSTAND = 0xC210
+# 0xA7xx "Out of resources": the disk is full or not writable; the sender may try again.
+STATUS_OUT_OF_RESOURCES = 0xA700
+
+_HEADER_TAGS = ["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"]
+
+InstanceListener = Callable[[StoredInstance], None]
+
+
+class MalformedDataset(ValueError):
+    pass
+
+
+def receive_into(store: StudyStore) -> None:
+    """Stream incoming datasets to temp files under the store, so linking them is one step.
+
+    pynetdicom creates the temp file with a module-level NamedTemporaryFile and no `dir`;
+    we give it ours rather than changing the process-wide temp dir.
+    """
+    _config.STORE_RECV_CHUNKED_DATASET = True
+    dimse_messages.NamedTemporaryFile = functools.partial(  # type: ignore[attr-defined]
+        tempfile.NamedTemporaryFile, dir=store.incoming, prefix=store.incoming_prefix()
+    )
+
+
+def store_handler(store: StudyStore, on_stored: InstanceListener) -> Callable[[Event], int]:
+    """An EVT_C_STORE handler that files the instance and tells `on_stored` about it."""
+
+    def handle(event: Event) -> int:
+        temp_path = Path(event.dataset_path)
+        calling = event.assoc.requestor.ae_title
+        try:
+            stored = _file_instance(store, temp_path, event, calling)
+        except (MalformedDataset, InvalidUID) as exc:
+            log.warning("Refused an instance from %s: %s", calling, exc)
+            return STATUS_CANNOT_UNDERSTAND
+        except OSError as exc:
+            log.error("Could not write a received instance to the store: %s", exc.strerror)
+            return STATUS_OUT_OF_RESOURCES
+        finally:
+            # pynetdicom leaves C-GET temp files behind; the store has linked what it keeps.
+            temp_path.unlink(missing_ok=True)
+        on_stored(stored)
+        return STATUS_SUCCESS
+
+    return handle
+
+
+def discard_partial(event: Event) -> None:
+    """EVT_CONN_CLOSE handler: delete the temp file of a dataset cut off mid-transfer.
+
+    pynetdicom keeps the message being received on `assoc.dimse.message` and never cleans
+    its temp file up when the association aborts; without this, every aborted transfer
+    would leave a partial file in `.incoming` until the next start.
+    """
+    message = getattr(event.assoc.dimse, "message", None)
+    partial = getattr(message, "_data_set_file", None)
+    if partial is not None:
+        partial.close()
+        Path(partial.name).unlink(missing_ok=True)
+
+
+def _file_instance(
+    store: StudyStore, temp_path: Path, event: Event, calling: str
+) -> StoredInstance:
+    header = _read_header(temp_path)
+    requested_sop = str(event.request.AffectedSOPInstanceUID or "")
+    sop = str(header.get("SOPInstanceUID", "") or "")
+    if sop != requested_sop:
+        raise MalformedDataset("the dataset's SOP Instance UID differs from the request's")
+    target = store.path_for(
+        str(header.get("StudyInstanceUID", "") or ""),
+        str(header.get("SeriesInstanceUID", "") or ""),
+        sop,
+    )
+    size = temp_path.stat().st_size
+    new = store.accept(temp_path, target)
+    return StoredInstance(
+        study_uid=str(header.StudyInstanceUID),
+        series_uid=str(header.SeriesInstanceUID),
+        sop_instance_uid=sop,
+        sop_class_uid=str(event.request.AffectedSOPClassUID or ""),
+        transfer_syntax=str(event.context.transfer_syntax),
+        path=target,
+        size=size,
+        new=new,
+        calling_ae_title=calling,
+    )
+
+
+def _read_header(path: Path) -> FileDataset:
+    """Read the UIDs we file by, and check the pixel data really ends inside the file.
+
+    Large values are deferred, so this walks the element structure without loading pixels;
+    a dataset whose lengths point past its end is refused instead of stored truncated.
+    """
+    try:
+        ds = dcmread(path, defer_size=4096)
+        elements = [
+            ds.get_item(tag, keep_deferred=True)
+            for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+        ]
+        size = os.path.getsize(path)
+        for element in elements:
+            if (
+                isinstance(element, RawDataElement)
+                and element.length != 0xFFFFFFFF
+                and element.value_tell + element.length > size
+            ):
+                raise MalformedDataset("the pixel data is longer than what arrived")
+        for keyword in _HEADER_TAGS:
+            if keyword not in ds:
+                raise MalformedDataset(f"the dataset has no {keyword}")
+        return ds
+    except MalformedDataset:
+        raise
+    except Exception as exc:  # pydicom raises a wide range of errors on garbage
+        raise MalformedDataset(f"the dataset cannot be parsed ({type(exc).__name__})") from None

@@ -1,0 +1,501 @@
+"""Bringing a study home by C-MOVE (to our Storage SCP) or C-GET (on the same association).
+
+What counts is what landed in the store, not what the PACS says: the study's instance list
+comes from an IMAGE-level C-FIND, arrivals are counted as files are filed, and only what is
+still missing is asked for again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from pynetdicom import build_context, build_role, evt
+from pynetdicom.association import Association
+from pynetdicom.presentation import PresentationContext
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GetModel
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MoveModel
+
+from pacs.association import open_association
+from pacs.errors import (
+    AssociationAborted,
+    IdleTimeout,
+    PacsError,
+    RetrieveCancelled,
+    RetrieveIncomplete,
+    dimse_failure,
+    move_destination_unknown,
+)
+from pacs.models import Instance, LocalNode, Peer
+from pacs.query import find_instances
+from pacs.receive import discard_partial, receive_into, store_handler
+from pacs.scp import StorageSCP
+from pacs.store import StoredInstance, StudyStore
+
+STATUS_PENDING = (0xFF00, 0xFF01)
+STATUS_PARTIAL = 0xB000
+STATUS_MOVE_DESTINATION_UNKNOWN = 0xA801
+# A request naming many instances is split so the identifier stays a reasonable size.
+UIDS_PER_REQUEST = 500
+# Proposed per SOP class for C-GET, each in its own context, so the PACS can send every file
+# in the syntax it already has instead of transcoding it.
+GET_TRANSFER_SYNTAXES = (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    RLELossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+)
+MAX_CONTEXTS = 128
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a study retrieve stands. `received` counts distinct expected instances on disk."""
+
+    study_uid: str
+    expected: int
+    received: int
+    bytes_received: int = 0
+    # As the PACS reports its sub-operations; not every PACS sends them.
+    remaining: int | None = None
+    completed: int | None = None
+    failed: int | None = None
+    warning: int | None = None
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    study_uid: str
+    expected: int
+    received_now: int
+    already_present: int
+    bytes_received: int
+    requests: int
+    instances: tuple[Instance, ...] = ()
+
+
+class Retriever:
+    """Fetches whole studies into a `StudyStore` from peers configured for C-MOVE or C-GET."""
+
+    def __init__(self, local: LocalNode, store: StudyStore, scp: StorageSCP | None = None) -> None:
+        self.local = local
+        self.store = store
+        self.scp = scp
+        # Move-completion stragglers: some PACS answer success before every file has landed.
+        self.settle_seconds = 2.0
+
+    def fetch_study(
+        self,
+        peer: Peer,
+        study_uid: str,
+        *,
+        progress: ProgressCallback | None = None,
+        cancelled: Callable[[], bool] | None = None,
+        max_requests: int = 3,
+        expected: int | None = None,
+    ) -> FetchResult:
+        """Make every instance the PACS lists for the study present in the store.
+
+        A study not yet in the store is moved at once while its instance list is read on a
+        second association (measured: the two overlap well for C-MOVE; for C-GET they compete
+        for the same process and the listing goes first). `expected`, the count the
+        STUDY-level answer announced, is the progress total until the list is read.
+        Raises `RetrieveIncomplete` (transient) if instances are still missing after
+        `max_requests` retrieves; other `PacsError`s as the PACS or network dictate.
+        """
+        tally = _Tally(study_uid, expected, progress)
+        requests = 0
+        fresh = not self.store.study_dir(study_uid).exists()
+        if fresh and peer.retrieve_method == "move":
+            with ThreadPoolExecutor(1, thread_name_prefix="instance-list") as lister:
+                listing = lister.submit(find_instances, peer, self.local.ae_title, study_uid)
+                self._move(peer, _identifier("STUDY", study_uid), tally, cancelled)
+                requests = 1
+                instances = listing.result()
+        else:
+            instances = find_instances(peer, self.local.ae_title, study_uid)
+        already = tally.expect(instances, self.store)
+        classes = sorted({i.sop_class_uid for i in instances})
+        while tally.missing and requests < max_requests:
+            if cancelled is not None and cancelled():
+                raise RetrieveCancelled(f"The retrieve from {peer.label} was cancelled.")
+            for identifier in _identifiers(study_uid, instances, tally.missing):
+                self._retrieve(peer, identifier, tally, cancelled, classes)
+            requests += 1
+        if tally.missing:
+            missing = len(tally.missing)
+            raise RetrieveIncomplete(
+                f"{missing} of {len(instances)} images of a study did not arrive from "
+                f"{peer.label} after {requests} requests.",
+                missing=missing,
+                expected=len(instances),
+            )
+        return FetchResult(
+            study_uid=study_uid,
+            expected=len(instances),
+            received_now=len(instances) - already,
+            already_present=already,
+            bytes_received=tally.bytes_received,
+            requests=requests,
+            instances=tuple(instances),
+        )
+
+    def _retrieve(
+        self,
+        peer: Peer,
+        identifier: Dataset,
+        tally: _Tally,
+        cancelled: Callable[[], bool] | None,
+        sop_classes: Sequence[str],
+    ) -> None:
+        if peer.retrieve_method == "get":
+            self._get(peer, identifier, tally, cancelled, sop_classes)
+        else:
+            self._move(peer, identifier, tally, cancelled)
+
+    def _move(
+        self, peer: Peer, identifier: Dataset, tally: _Tally, cancelled: Callable[[], bool] | None
+    ) -> None:
+        if self.scp is None:
+            raise PacsError("C-MOVE needs the gateway's Storage SCP running to receive images.")
+        with open_association(
+            peer,
+            self.local.ae_title,
+            [build_context(MoveModel)],
+            maximum_pdu_size=self.local.maximum_pdu_size,
+        ) as assoc:
+            watchdog = _Watchdog(assoc, peer.dimse_timeout, cancelled)
+            listener = _study_listener(tally, watchdog)
+            self.scp.add_listener(listener)
+            try:
+                with watchdog:
+                    responses = assoc.send_c_move(identifier, self.local.ae_title, MoveModel)
+                    final = _follow(responses, tally, watchdog)
+                _check_final(
+                    "C-MOVE", final, peer, self.local.ae_title, watchdog, tally.any_sub_operations
+                )
+                tally.wait_settled(self.settle_seconds)
+            finally:
+                self.scp.remove_listener(listener)
+
+    def _get(
+        self,
+        peer: Peer,
+        identifier: Dataset,
+        tally: _Tally,
+        cancelled: Callable[[], bool] | None,
+        sop_classes: Sequence[str],
+    ) -> None:
+        receive_into(self.store)
+        classes = sorted({c for c in sop_classes if c})
+        watchdog_box: list[_Watchdog] = []
+
+        def landed(stored: StoredInstance) -> None:
+            watchdog_box[0].touch()
+            tally.landed(stored)
+
+        handlers = [
+            (evt.EVT_C_STORE, store_handler(self.store, landed)),
+            (evt.EVT_CONN_CLOSE, discard_partial),
+        ]
+        with open_association(
+            peer,
+            self.local.ae_title,
+            _get_contexts(classes),
+            ext_neg=[build_role(uid, scp_role=True) for uid in classes],
+            evt_handlers=handlers,
+            maximum_pdu_size=self.local.maximum_pdu_size,
+        ) as assoc:
+            watchdog = _Watchdog(assoc, peer.dimse_timeout, cancelled)
+            watchdog_box.append(watchdog)
+            with watchdog:
+                final = _follow(assoc.send_c_get(identifier, GetModel), tally, watchdog)
+            _check_final(
+                "C-GET", final, peer, self.local.ae_title, watchdog, tally.any_sub_operations
+            )
+
+
+class _Tally:
+    """Counts what lands for one study; thread-safe.
+
+    Until the instance list is known (`expect`), it counts distinct arrivals against the
+    PACS's announced number; after, the expected instances still missing from the store.
+    """
+
+    def __init__(
+        self, study_uid: str, expected: int | None, progress: ProgressCallback | None
+    ) -> None:
+        self._lock = threading.Condition()
+        self._progress_cb = progress
+        self._arrived: set[str] = set()
+        self.missing: set[str] | None = None
+        self.bytes_received = 0
+        self.state = Progress(study_uid, expected or 0, 0)
+
+    def expect(self, instances: Sequence[Instance], store: StudyStore) -> int:
+        """Take the PACS's instance list; return how many were in the store beforehand."""
+        with self._lock:
+            self.missing = {
+                i.sop_instance_uid
+                for i in instances
+                if not store.has(i.study_uid, i.series_uid, i.sop_instance_uid)
+            }
+            listed = {i.sop_instance_uid for i in instances}
+            before = len(listed) - len(self.missing) - len(self._arrived & listed)
+            self.state = replace(
+                self.state, expected=len(instances), received=len(instances) - len(self.missing)
+            )
+        self._emit()
+        return before
+
+    def landed(self, stored: StoredInstance) -> None:
+        sop = stored.sop_instance_uid
+        with self._lock:
+            if sop in self._arrived or (self.missing is not None and sop not in self.missing):
+                return
+            self._arrived.add(sop)
+            if self.missing is not None:
+                self.missing.discard(sop)
+            if stored.new:
+                self.bytes_received += stored.size
+            received = (
+                len(self._arrived)
+                if self.missing is None
+                else self.state.expected - len(self.missing)
+            )
+            self.state = replace(self.state, received=received, bytes_received=self.bytes_received)
+            self._lock.notify_all()
+        self._emit()
+
+    def _complete(self) -> bool:
+        if self.missing is not None:
+            return not self.missing
+        return not self.state.expected or len(self._arrived) >= self.state.expected
+
+    def sub_operations(self, status: Dataset) -> None:
+        counts = {
+            field: _int_or_none(status.get(keyword))
+            for field, keyword in (
+                ("remaining", "NumberOfRemainingSuboperations"),
+                ("completed", "NumberOfCompletedSuboperations"),
+                ("failed", "NumberOfFailedSuboperations"),
+                ("warning", "NumberOfWarningSuboperations"),
+            )
+        }
+        if all(v is None for v in counts.values()):
+            return
+        with self._lock:
+            self.state = replace(self.state, **counts)
+        self._emit()
+
+    @property
+    def any_sub_operations(self) -> bool:
+        s = self.state
+        return bool((s.completed or 0) + (s.failed or 0) + (s.warning or 0))
+
+    def wait_settled(self, quiet_seconds: float) -> None:
+        """Wait while files are still landing, until complete or quiet for `quiet_seconds`."""
+        with self._lock:
+            while not self._complete():
+                before = len(self._arrived)
+                self._lock.wait(quiet_seconds)
+                if len(self._arrived) == before:
+                    return
+
+    def _emit(self) -> None:
+        if self._progress_cb is not None:
+            self._progress_cb(self.state)
+
+
+class _Watchdog:
+    """Aborts the association when the PACS goes idle too long, or when asked to cancel.
+
+    pynetdicom's own timeouts are per DIMSE message; during a C-MOVE without Pending
+    responses the messages stop while files keep landing on the SCP, so idle time here
+    counts both responses and arrivals.
+    """
+
+    def __init__(
+        self, assoc: Association, idle_timeout: float, cancelled: Callable[[], bool] | None
+    ) -> None:
+        self._assoc = assoc
+        self._idle = idle_timeout
+        self._cancelled = cancelled
+        self._last = time.monotonic()
+        self._done = threading.Event()
+        self.reason: str | None = None
+        self._thread = threading.Thread(target=self._watch, name="retrieve-watchdog", daemon=True)
+
+    def touch(self) -> None:
+        self._last = time.monotonic()
+
+    def __enter__(self) -> _Watchdog:
+        self._assoc.dimse_timeout = None
+        self._assoc.network_timeout = None
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.1):
+            if self._cancelled is not None and self._cancelled():
+                self.reason = "cancelled"
+            elif time.monotonic() - self._last > self._idle:
+                self.reason = "idle"
+            if self.reason:
+                self._assoc.abort()
+                # pynetdicom wakes a thread waiting for the next response when the peer
+                # aborts, but not when we do; without this it would wait forever.
+                self._assoc.dimse.msg_queue.put((None, None))
+                return
+
+
+def _follow(
+    responses: Iterator[tuple[Dataset, Dataset | None]], tally: _Tally, watchdog: _Watchdog
+) -> Dataset | None:
+    """Consume C-MOVE/C-GET responses; return the final status, or None if it never came."""
+    for status, _identifier in responses:
+        watchdog.touch()
+        if not status or "Status" not in status:
+            return None
+        tally.sub_operations(status)
+        if int(status.Status) not in STATUS_PENDING:
+            return status
+    return None
+
+
+def _check_final(
+    operation: str,
+    final: Dataset | None,
+    peer: Peer,
+    our_aet: str,
+    watchdog: _Watchdog,
+    sub_operations_ran: bool,
+) -> None:
+    if watchdog.reason == "cancelled":
+        raise RetrieveCancelled(f"The retrieve from {peer.label} was cancelled.")
+    if watchdog.reason == "idle":
+        raise IdleTimeout(
+            f"The PACS {peer.label} sent nothing for {peer.dimse_timeout:g} s during the "
+            f"{operation}; the association was closed."
+        )
+    if final is None:
+        raise AssociationAborted(f"The PACS {peer.label} broke off the {operation}.")
+    code = int(final.Status)
+    comment = str(final.get("ErrorComment", "") or "")
+    # A partial result is not success, but the missing instances are re-requested by the
+    # caller, so it is not an error here.
+    if code in (0x0000, STATUS_PARTIAL):
+        return
+    if code == STATUS_MOVE_DESTINATION_UNKNOWN or _names_unknown_destination(comment):
+        raise move_destination_unknown(peer.label, our_aet, code)
+    error = dimse_failure(operation, code, peer.label, comment)
+    if operation == "C-MOVE" and not sub_operations_ran:
+        # Orthanc, among others, answers an unknown destination with a bare 0xC000.
+        error.message += (
+            f" Nothing was sent: check that the PACS knows the gateway's AE title {our_aet} "
+            "as a move destination, with the gateway's host and port."
+        )
+        error.args = (error.message,)
+    raise error
+
+
+def _names_unknown_destination(comment: str) -> bool:
+    lowered = comment.lower()
+    return "unknown" in lowered and ("modality" in lowered or "destination" in lowered)
+
+
+def _study_listener(tally: _Tally, watchdog: _Watchdog) -> Callable[[StoredInstance], None]:
+    def listener(stored: StoredInstance) -> None:
+        if stored.study_uid == tally.state.study_uid:
+            watchdog.touch()
+            tally.landed(stored)
+
+    return listener
+
+
+def _identifiers(
+    study_uid: str, instances: Sequence[Instance], missing: set[str]
+) -> Iterator[Dataset]:
+    """The fewest requests that cover `missing`: the study, whole series, or instance lists."""
+    if len(missing) == len(instances):
+        yield _identifier("STUDY", study_uid)
+        return
+    by_series: dict[str, list[Instance]] = {}
+    for instance in instances:
+        by_series.setdefault(instance.series_uid, []).append(instance)
+    for series_uid, members in by_series.items():
+        wanted = [i.sop_instance_uid for i in members if i.sop_instance_uid in missing]
+        if not wanted:
+            continue
+        if len(wanted) == len(members):
+            yield _identifier("SERIES", study_uid, series_uid)
+            continue
+        for start in range(0, len(wanted), UIDS_PER_REQUEST):
+            yield _identifier(
+                "IMAGE", study_uid, series_uid, wanted[start : start + UIDS_PER_REQUEST]
+            )
+
+
+def _identifier(
+    level: str, study_uid: str, series_uid: str = "", sop_uids: Sequence[str] = ()
+) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    ds.StudyInstanceUID = study_uid
+    if series_uid:
+        ds.SeriesInstanceUID = series_uid
+    if sop_uids:
+        ds.SOPInstanceUID = list(sop_uids)
+    return ds
+
+
+def _get_contexts(sop_classes: Sequence[str]) -> list[PresentationContext]:
+    room = MAX_CONTEXTS - 1
+    per_class = max(1, min(len(GET_TRANSFER_SYNTAXES), room // max(1, len(sop_classes))))
+    if len(sop_classes) > room:
+        raise PacsError(
+            f"The study holds {len(sop_classes)} kinds of object, more than one C-GET "
+            "association can carry; configure this PACS for C-MOVE."
+        )
+    contexts = [build_context(GetModel)]
+    for uid in sop_classes:
+        contexts += [build_context(uid, ts) for ts in GET_TRANSFER_SYNTAXES[:per_class]]
+    return contexts
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(value) if value is not None and value != "" else None  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,78 @@
+"""A real Gateway on a temp SQLite file, no workers (jobs stay where the test puts them), one
+PACS on a closed port; the app driven through TestClient, which runs its lifespan."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from gateway.api.app import create_app
+from gateway.keys import ROLES, KeyStore
+from gateway.service import Gateway
+from gateway.settings import PacsSettings, Settings
+
+PACS_NAME = "main-pacs"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "var",
+        dicom_port=free_port(),
+        dicom_bind="127.0.0.1",
+        workers=0,
+        pacs=[
+            PacsSettings(
+                name=PACS_NAME,
+                ae_title="NOBODY",
+                host="127.0.0.1",
+                port=free_port(),  # closed: nothing listens there
+                connect_timeout=1.0,
+            )
+        ],
+    )
+
+
+@pytest.fixture
+def gateway(settings) -> Gateway:
+    return Gateway(settings)
+
+
+@pytest.fixture
+def app(gateway) -> FastAPI:
+    return create_app(gateway)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def key_store(app) -> KeyStore:
+    return app.state.keys
+
+
+@pytest.fixture
+def keys(key_store) -> dict[str, str]:
+    """One plaintext key per role."""
+    return {role: key_store.create(f"test-{role}", role)[1] for role in ROLES}
+
+
+@pytest.fixture
+def auth(keys) -> Callable[[str], dict[str, str]]:
+    def headers(role: str = "service") -> dict[str, str]:
+        return {"Authorization": f"Bearer {keys[role]}"}
+
+    return headers

@@ -1,0 +1,149 @@
+"""C-ECHO and C-FIND against the real Orthanc loaded with the demo studies."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import demo_studies
+import pytest
+
+from pacs.echo import echo
+from pacs.models import StudyQuery
+from pacs.query import find_instances, find_series, find_studies
+
+AET = "TESTSCU"
+
+
+def test_echo_answers_with_a_round_trip_time(peer):
+    seconds = echo(peer, AET)
+    assert 0 < seconds < 5
+
+
+def test_find_by_patient_id_returns_that_patients_studies(peer, demo_catalog):
+    patient_id = demo_studies.LATIN1_PATIENT_ID
+    studies = find_studies(peer, AET, StudyQuery(patient_id=patient_id))
+
+    expected = {s.study_uid: s for s in demo_catalog.studies_for(patient_id)}
+    assert {s.study_uid for s in studies} == set(expected)
+    for study in studies:
+        demo = expected[study.study_uid]
+        assert study.study_date == date.fromisoformat(
+            f"{demo.date[:4]}-{demo.date[4:6]}-{demo.date[6:]}"
+        )
+        assert set(study.modalities) == set(demo.modalities)
+        assert study.number_of_instances == demo.instance_count
+        assert study.description == demo.description
+        assert study.patient.patient_id == patient_id
+
+
+def test_find_by_name_and_birth_date_finds_studies_filed_under_both_ids(peer, demo_catalog):
+    query = StudyQuery(patient_name="Dubois^Jean-Pierre", birth_date=date(1975, 11, 5))
+    studies = find_studies(peer, AET, query)
+
+    ids = set(demo_studies.SAME_PERSON_IDS)
+    expected = {s.study_uid for pid in ids for s in demo_catalog.studies_for(pid)}
+    assert {s.study_uid for s in studies} == expected
+    assert {s.patient.patient_id for s in studies} == ids
+
+
+def test_find_by_date_range_and_modality(peer, demo_catalog):
+    outside_id = demo_studies.SAME_PERSON_IDS[1]
+    by_range = find_studies(
+        peer,
+        AET,
+        StudyQuery(patient_id=outside_id, date_from=date(2024, 1, 1), date_to=date(2024, 12, 31)),
+    )
+    by_modality = find_studies(peer, AET, StudyQuery(patient_id=outside_id, modalities=("CT",)))
+
+    assert [s.study_uid for s in by_range] == [demo_catalog.study("dubois-ext-mr-2024").study_uid]
+    assert [s.study_uid for s in by_modality] == [
+        demo_catalog.study("dubois-ext-cbct-2023").study_uid
+    ]
+
+
+@pytest.mark.parametrize(
+    ("patient_id", "family", "given"),
+    [
+        (demo_studies.LATIN1_PATIENT_ID, "Müller", "Zoë"),
+        (demo_studies.UTF8_PATIENT_ID, "Łukasiewicz", "Małgorzata"),
+    ],
+)
+def test_accented_names_survive_the_round_trip(peer, patient_id, family, given):
+    studies = find_studies(peer, AET, StudyQuery(patient_id=patient_id))
+
+    assert studies
+    for study in studies:
+        assert (study.patient.name.family, study.patient.name.given) == (family, given)
+
+
+def test_accented_name_matches_in_a_name_query(peer, demo_catalog):
+    query = StudyQuery(patient_name="Łukasiewicz^Małgorzata", birth_date=date(1990, 7, 21))
+    studies = find_studies(peer, AET, query)
+
+    expected = {s.study_uid for s in demo_catalog.studies_for(demo_studies.UTF8_PATIENT_ID)}
+    assert {s.study_uid for s in studies} == expected
+
+
+def test_series_and_instance_listing_matches_what_the_pacs_holds(peer, demo_catalog):
+    demo = demo_catalog.study("dubois-ext-mr-2024")
+
+    series = find_series(peer, AET, demo.study_uid)
+    instances = find_instances(peer, AET, demo.study_uid)
+
+    assert {s.series_uid for s in series} == {s.series_uid for s in demo.series}
+    assert {i.sop_instance_uid for i in instances} == set(demo.sop_instance_uids)
+    assert {i.sop_class_uid for i in instances} == set(demo.sop_class_uids)
+
+
+def test_a_query_without_patient_or_study_is_refused_before_the_network():
+    with pytest.raises(ValueError, match="needs a patient id"):
+        StudyQuery(date_from=date(2020, 1, 1))
+
+
+def test_a_reversed_date_range_is_refused():
+    with pytest.raises(ValueError, match="ends before it starts"):
+        StudyQuery(patient_id="X", date_from=date(2021, 1, 1), date_to=date(2020, 1, 1))
+
+
+def test_concurrent_queries_respect_the_association_limit(
+    make_peer, orthanc_running, demo_catalog, monkeypatch
+):
+    import threading
+
+    from pynetdicom import AE
+    from pynetdicom.association import Association
+
+    peer = make_peer(orthanc_running, max_associations=1)
+    open_now, peak, lock = 0, 0, threading.Lock()
+    associate, release = AE.associate, Association.release
+
+    def counting_associate(self, *args, **kwargs):
+        nonlocal open_now, peak
+        assoc = associate(self, *args, **kwargs)
+        with lock:
+            open_now += 1
+            peak = max(peak, open_now)
+        return assoc
+
+    def counting_release(self):
+        nonlocal open_now
+        with lock:
+            open_now -= 1
+        return release(self)
+
+    monkeypatch.setattr(AE, "associate", counting_associate)
+    monkeypatch.setattr(Association, "release", counting_release)
+    studies = [s.study_uid for s in demo_catalog.studies[:4]]
+    results: dict[str, int] = {}
+
+    def list_one(uid: str) -> None:
+        results[uid] = len(find_instances(peer, AET, uid))
+
+    threads = [threading.Thread(target=list_one, args=(uid,)) for uid in studies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert results == {s.study_uid: s.instance_count for s in demo_catalog.studies[:4]}
+    assert peak == 1
