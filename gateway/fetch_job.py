@@ -94,7 +94,8 @@ class FetchJob:
                 modalities=tuple(request.modalities),
             )
             for study in find_studies(peer, self.settings.ae_title, query):
-                found.setdefault(study.study_uid, study)
+                if not request.study_uids or study.study_uid in request.study_uids:
+                    found.setdefault(study.study_uid, study)
         return sorted(found.values(), key=lambda s: (s.study_date or date.min, s.study_uid))
 
     def _fetch_all(

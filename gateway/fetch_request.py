@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_UID = re.compile(r"[0-9][0-9.]{0,63}")
 
 
 class FetchRequest(BaseModel):
@@ -33,6 +36,11 @@ class FetchRequest(BaseModel):
         max_length=16,
         description="Only studies with one of these modalities (e.g. CT, PX, IO).",
     )
+    study_uids: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Only these studies (StudyInstanceUIDs), e.g. one a reviewer confirmed.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> FetchRequest:
@@ -44,6 +52,9 @@ class FetchRequest(BaseModel):
         for modality in self.modalities:
             if not (1 <= len(modality) <= 16 and modality.isalnum()):
                 raise ValueError("a modality is a short code such as CT or PX")
+        self.study_uids = sorted(set(self.study_uids))
+        if not all(_UID.fullmatch(uid) for uid in self.study_uids):
+            raise ValueError("a study uid is digits and dots, at most 64 characters")
         return self
 
     def dedupe_key(self, pacs_name: str) -> str:
@@ -57,6 +68,7 @@ class FetchRequest(BaseModel):
             str(self.date_from or ""),
             str(self.date_to or ""),
             ",".join(self.modalities),
+            ",".join(self.study_uids),
         ]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
