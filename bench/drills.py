@@ -699,7 +699,9 @@ def _schemathesis(
     url: str, auth: list[str], examples: int, max_time: float | None, workdir: Path, label: str
 ) -> tuple[int, str]:
     """Run schemathesis's CLI (its stable interface) with the not_a_server_error check."""
-    exe = shutil.which("schemathesis") or shutil.which("st")
+    # Next to this interpreter first: `.venv/bin` need not be on PATH (CI runs .venv/bin/python).
+    beside = Path(sys.executable).parent / "schemathesis"
+    exe = str(beside) if beside.exists() else shutil.which("schemathesis") or shutil.which("st")
     check(exe is not None, "schemathesis is not installed (pip install schemathesis)")
     command = [
         str(exe),

@@ -75,6 +75,8 @@ BAD_BODIES = {
     "patient id too long": {"pacs_patient_id": PATIENT * 10},
     "extra field": {**FETCH, "patient_name": "DOE^JANE"},
     "bad modality": {**FETCH, "modalities": ["C T"]},
+    "study uid not a uid": {**FETCH, "study_uids": ["../1.2.3"]},
+    "study uid too long": {**FETCH, "study_uids": ["1." * 40]},
     "unknown PACS": {**FETCH, "pacs": "nowhere"},
     "by R4 id without matching": {"r4_patient_id": PATIENT},
     "not an object": [PATIENT],
