@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import jobs
 from gateway.dicom_node import DicomNode
@@ -20,6 +20,9 @@ from pacs.errors import PacsError, PacsUnreachable, RetrieveCancelled
 from pacs.models import PacsPatient, Peer, Study, StudyQuery
 from pacs.query import find_studies
 from pacs.retrieve import FetchResult, Progress
+
+if TYPE_CHECKING:
+    from gateway.fetch_matching import FetchMatching
 
 FETCH_KIND = "fetch"
 
@@ -42,6 +45,9 @@ class FetchJob:
         self.node = node
         self.index = index
         self.resolver = resolver
+        # Set by the Gateway when R4 is configured: fetches by R4 patient id then go through
+        # the matcher and the review queue (gateway.fetch_matching) instead of `resolver`.
+        self.matching: FetchMatching | None = None
 
     def run(self, ctx: jobs.JobContext) -> None:
         params = dict(ctx.params)
@@ -52,12 +58,23 @@ class FetchJob:
         except LookupError as exc:
             raise jobs.PermanentError(str(exc)) from None
         try:
-            plan = ctx.checkpoint.get("studies")
-            if plan is None:
+            checkpoint = ctx.checkpoint
+            plan = checkpoint.get("studies")
+            in_review = int(checkpoint.get("in_review", 0))
+            dismissed = int(checkpoint.get("dismissed", 0))
+            if plan is None or checkpoint.get("replan"):
+                # "replan": the job ended waiting for review and was retried, so staff may
+                # have decided since; studies already fetched stay done.
                 ctx.report(f"Looking for studies on {peer.label}", force=True)
-                plan = [_entry(s) for s in self._find(peer, pacs_name, request)]
-                ctx.save_checkpoint({"studies": plan})
-            self._fetch_all(ctx, peer, pacs_name, plan)
+                studies, in_review, dismissed = self._plan(ctx, peer, pacs_name, request)
+                done = {e["study_uid"]: e for e in plan or [] if e["done"]}
+                plan = [done.get(s.study_uid) or _entry(s) for s in studies]
+                ctx.save_checkpoint(
+                    {"studies": plan, "in_review": in_review, "dismissed": dismissed}
+                )
+            if in_review:
+                ctx.report(studies_in_review=in_review)
+            self._fetch_all(ctx, peer, pacs_name, plan, in_review, dismissed)
         except RetrieveCancelled:
             raise jobs.JobCancelled(ctx.id) from None
         except PacsError as exc:
@@ -77,6 +94,16 @@ class FetchJob:
         else:
             advice = "Check the PACS (or ask its provider)"
         return f"{exc.message} {advice}, then retry this job: it resumes where it stopped."
+
+    def _plan(
+        self, ctx: jobs.JobContext, peer: Peer, pacs_name: str, request: FetchRequest
+    ) -> tuple[list[Study], int, int]:
+        """The studies to fetch, how many of the patient's studies wait for review, and how
+        many staff dismissed earlier."""
+        if request.r4_patient_id and self.matching is not None:
+            plan = self.matching.plan(peer, self.settings.ae_title, pacs_name, request, ctx.id)
+            return plan.fetch, plan.in_review, plan.dismissed
+        return self._find(peer, pacs_name, request), 0, 0
 
     def _find(self, peer: Peer, pacs_name: str, request: FetchRequest) -> list[Study]:
         if request.pacs_patient_id:
@@ -99,8 +126,27 @@ class FetchJob:
         return sorted(found.values(), key=lambda s: (s.study_date or date.min, s.study_uid))
 
     def _fetch_all(
-        self, ctx: jobs.JobContext, peer: Peer, pacs_name: str, plan: list[dict[str, Any]]
+        self,
+        ctx: jobs.JobContext,
+        peer: Peer,
+        pacs_name: str,
+        plan: list[dict[str, Any]],
+        in_review: int = 0,
+        dismissed: int = 0,
     ) -> None:
+        if not plan and in_review:
+            # Nothing could be fetched without a person's decision: say so by the job's state.
+            # A retry once staff have decided looks again rather than resuming this plan.
+            ctx.save_checkpoint({"studies": plan, "in_review": in_review, "replan": True})
+            ctx.request_review(f"No study was fetched. {review_sentence(in_review)}")
+            return
+        if not plan and dismissed:
+            ctx.set_summary(
+                f"No study was fetched: staff earlier dismissed "
+                f"{_count(dismissed, 'study', 'studies')} found for this patient; dismissed "
+                "items can be reopened in the review queue."
+            )
+            return
         if not plan:
             ctx.set_summary("No study matches this patient and date range on the PACS.")
             return
@@ -118,12 +164,13 @@ class FetchJob:
             )
             self._index(pacs_name, entry, result, ctx.id)
             entry.update(done=True, expected=result.expected, received=result.expected)
-            ctx.save_checkpoint({"studies": plan})
+            ctx.save_checkpoint({"studies": plan, "in_review": in_review})
             _report(ctx, plan, f"Fetched study {number} of {len(plan)}", force=True)
         images = sum(e["expected"] or 0 for e in plan)
-        ctx.set_summary(
+        summary = (
             f"Fetched {_count(len(plan), 'study', 'studies')}, {_count(images, 'image', 'images')}."
         )
+        ctx.set_summary(f"{summary} {review_sentence(in_review)}" if in_review else summary)
 
     def _index(
         self, pacs_name: str, entry: dict[str, Any], result: FetchResult, job_id: str
@@ -196,6 +243,19 @@ def _report(
         "bytes": sum(e.get("bytes", 0) for e in plan),
     }
     ctx.report(message, force=force, **numbers)
+
+
+def review_sentence(count: int) -> str:
+    """How many of the patient's studies wait for staff, in words (no patient data)."""
+    if count == 1:
+        return (
+            "1 study awaits staff review before it can be fetched: the PACS files it under a "
+            "patient id not confirmed as this patient's."
+        )
+    return (
+        f"{count} studies await staff review before they can be fetched: the PACS files them "
+        "under patient ids not confirmed as this patient's."
+    )
 
 
 def _count(n: int, one: str, many: str) -> str:

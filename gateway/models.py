@@ -66,3 +66,64 @@ instance = sa.Table(
     # Relative to the store root, so the store can move.
     sa.Column("path", sa.String(400), nullable=False),
 )
+
+# -- review queue, patient links, audit (gateway.review) ----------------------------------
+
+review_item = sa.Table(
+    "review_item",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("origin", sa.String(16), nullable=False),
+    sa.Column("pacs_name", sa.String(64), nullable=True),
+    sa.Column("study_uid", sa.String(64), nullable=False, index=True),
+    # "<pacs_name>|<study_uid>" while the item is open, NULL once closed: the unique index
+    # makes adding the same open study twice impossible (NULLs never collide, in SQLite and
+    # PostgreSQL alike), without a partial index.
+    sa.Column("open_key", sa.String(140), nullable=True),
+    sa.Column("study_date", sa.Date(), nullable=True),
+    sa.Column("study_description", sa.String(255), nullable=False),
+    sa.Column("modalities", sa.JSON(), nullable=False),
+    sa.Column("instance_count", sa.Integer(), nullable=True),
+    sa.Column("pacs_patient", sa.JSON(), nullable=False),
+    sa.Column("why", sa.JSON(), nullable=False),
+    sa.Column("reasons", sa.JSON(), nullable=False),
+    sa.Column("candidates", sa.JSON(), nullable=False),
+    sa.Column("job_id", sa.String(36), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("closed_by", sa.String(128), nullable=True),
+    sa.Column("resolved_r4_patient_id", sa.Integer(), nullable=True),
+    sa.Column("dismiss_reason", sa.String(500), nullable=True),
+    sa.Column("follow_up_job_id", sa.String(36), nullable=True),
+    sa.UniqueConstraint("open_key", name="uq_review_item_open_key"),
+    sa.Index("ix_review_item_state_id", "state", "id"),
+)
+
+patient_link = sa.Table(
+    "patient_link",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("pacs_patient_id", sa.String(64), nullable=False),
+    # IssuerOfPatientID; "" when the PACS sends none. Part of the key: an id is only an
+    # identity within its issuer.
+    sa.Column("issuer", sa.String(64), nullable=False),
+    sa.Column("r4_patient_id", sa.Integer(), nullable=False, index=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("review_item_id", sa.Integer(), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.UniqueConstraint("pacs_patient_id", "issuer", name="uq_patient_link_pacs_id"),
+)
+
+audit_event = sa.Table(
+    "audit_event",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(64), nullable=False, index=True),
+    sa.Column("before", sa.JSON(), nullable=True),
+    sa.Column("after", sa.JSON(), nullable=True),
+)

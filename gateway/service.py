@@ -12,11 +12,17 @@ import jobs
 from gateway.database import open_database
 from gateway.dicom_node import DicomNode
 from gateway.fetch_job import FETCH_KIND, FetchJob, PatientResolver
+from gateway.fetch_matching import FetchMatching
 from gateway.fetch_request import FetchRequest
 from gateway.models import idempotency_key
-from gateway.practice import PracticeSide
+from gateway.patient_directory import PatientDirectory
+from gateway.practice import PracticeSide, id_rule
+from gateway.pushes import PushedStudies
+from gateway.review import AuditLog, PatientLinks, ReviewItem, ReviewQueue
+from gateway.review import actions as review_actions
+from gateway.review.follow_up import bring_in_resolved
 from gateway.settings import Settings
-from gateway.study_index import StudyIndex
+from gateway.study_index import IndexedStudy, StudyIndex
 from pacs.echo import echo
 from pacs.errors import PacsError
 
@@ -61,13 +67,36 @@ class Gateway:
         # R4, Flynotes, Rollbar: each part off unless configured. With R4, fetches may name
         # an R4 patient (its chart number gives the PACS id).
         self.practice = PracticeSide(settings, self)
+        # R4 patients for matching, review candidates and staff search; empty without R4.
+        self.patients = PatientDirectory(self.practice.engine, id_rules=[id_rule(settings)])
+        # What staff decide: the review queue, remembered links (read first by the matcher),
+        # and the audit trail of both.
+        self.review = ReviewQueue(self.engine)
+        self.links = PatientLinks(self.engine)
+        self.audit = AuditLog(self.engine)
+        self.patients.links = self.links
         self.fetch_job = FetchJob(
             settings, self.node, self.index, resolver or self.practice.resolver()
         )
+        if self.patients.configured:
+            # Fetches by R4 patient: linked and id-rule ids, checked by the matcher.
+            self.fetch_job.matching = FetchMatching(
+                self.patients,
+                self.review,
+                self.links,
+                id_rule(settings),
+                by_demographics=settings.match_by_demographics,
+            )
+        # Studies a PACS sends unasked: matched once their association ends.
+        self.pushes = PushedStudies(
+            settings, self.node.store, self.index, self.patients, self.review
+        )
+        self.node.scp.add_receipt_listener(self.pushes.received)
         self.pool: jobs.WorkerPool | None = None
         self._workers = settings.workers
 
     def start(self, *, workers: int | None = None) -> None:
+        self.pushes.start()
         self.node.start()
         self._workers = self.settings.workers if workers is None else workers
         self.resume()
@@ -78,6 +107,7 @@ class Gateway:
         self.practice.stop(timeout)
         self.drain(timeout)
         self.node.stop()
+        self.pushes.stop(timeout)
 
     def drain(self, timeout: float = 10.0) -> None:
         """Stop claiming jobs and return once none runs here: running jobs stop at their next
@@ -123,6 +153,36 @@ class Gateway:
         if created and self.pool is not None:
             self.pool.notify()
         return job, created
+
+    def resolve_review(self, item_id: int, r4_patient_id: int, actor: str) -> ReviewItem:
+        """Staff decided whose study this is: remember the link and close the item, and the
+        other open items of the same PACS patient (`resolved_siblings`), audited; then bring
+        their studies in: attach pushed files, fetch the rest in one job of exactly those.
+
+        Raises ReviewNotFound, ReviewClosed, LinkConflict, UnknownR4Patient, R4Unavailable."""
+        review_actions.check_open(self.review, item_id)  # a closed item: 409 before all else
+        review_actions.check_r4_patient(self.patients, r4_patient_id)
+        item = review_actions.resolve(
+            self.review, self.links, self.audit, item_id, r4_patient_id, actor
+        )
+        # attach_pushed_study is looked up now: tests replace it on the instance.
+        return bring_in_resolved(self.submit_fetch, self.attach_pushed_study, self.review, item)
+
+    def dismiss_review(self, item_id: int, reason: str, actor: str) -> ReviewItem:
+        """Close a review item without a link; the reason is kept and audited.
+
+        Raises ValueError (reason empty or over 500 characters), ReviewNotFound, ReviewClosed."""
+        return review_actions.dismiss(self.review, self.audit, item_id, reason, actor)
+
+    def reopen_review(self, item_id: int, actor: str) -> ReviewItem:
+        """Take a dismissal back: the item is open again (audited as review.reopen).
+
+        Raises ReviewNotFound, ReviewNotDismissed, ReviewAlreadyQueued."""
+        return review_actions.reopen(self.review, self.audit, item_id, actor)
+
+    def attach_pushed_study(self, item: ReviewItem) -> IndexedStudy | None:
+        """Index a resolved push item's study from the store (None: no file of it is left)."""
+        return self.pushes.attach(item)
 
     def readiness(self) -> Readiness:
         checks = {"database": self._check_database(), "storage": self._check_storage()}

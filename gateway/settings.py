@@ -107,6 +107,21 @@ class Settings(BaseSettings):
         '(TOML: `[[viewer_links]]`), e.g. `url_template = "https://ohif.example/viewer?'
         'StudyInstanceUIDs={study_uid}"`; `{study_uid}` is replaced, URL-encoded.',
     )
+    # --- pages (/ui): login with an API key, kept in a signed session cookie ----------------
+    session_secret: SecretStr | None = Field(
+        None,
+        description="Signs the pages' session cookies. Unset: generated once into "
+        "<data_dir>/session.key (mode 0600) and shared by the gateways on this host; gateways "
+        "on several hosts behind one address need the same value here.",
+    )
+    session_cookie_secure: bool = Field(
+        False,
+        description="Send the session cookie over HTTPS only; set it when people reach the "
+        "pages through HTTPS (directly or behind a proxy).",
+    )
+    session_max_age: int = Field(
+        12 * 3600, ge=60, description="Seconds a page login lasts before asking for the key again."
+    )
 
     # --- practice side (R4, Flynotes, Rollbar): everything off until configured -------------
     r4_database_url: str | None = Field(
@@ -164,6 +179,12 @@ class Settings(BaseSettings):
     pacs_id_rule_suffix: str = Field("", description="See `pacs_id_rule_prefix`.")
     pacs_id_rule_pad_width: int | None = Field(
         None, ge=1, description="Zero-pad the chart number to this many digits; unset: as is."
+    )
+    match_by_demographics: bool = Field(
+        False,
+        description="A fetch by R4 patient also asks the PACS for studies by family (or "
+        "given) name and birth date, to find studies filed under a PACS id not linked to the "
+        "patient. They go to the review queue and are fetched only once staff confirm them.",
     )
 
     @classmethod

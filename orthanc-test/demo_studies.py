@@ -650,7 +650,7 @@ def store(
     *,
     timeout: float = 30,
 ) -> int:
-    """C-STORE every file over one association, as-is; returns the number stored.
+    """C-STORE every file, as-is, over one association; returns the number stored.
 
     Each (SOP class, transfer syntax) pair gets its own presentation context,
     so the PACS cannot pick a different syntax for a class and force us to
@@ -666,20 +666,52 @@ def store(
     ae.maximum_pdu_size = 0
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     ae.connection_timeout = timeout
+    # A loaded machine (several Orthancs at once) once lost an association mid-load: carry on
+    # from the file that got no answer, on a new association, a bounded number of times.
+    stored = 0
+    for _ in range(STORE_ASSOCIATIONS):
+        stored = _store_from(ae, files, stored, contexts, host, port, called_aet)
+        if stored == len(files):
+            return stored
+    raise RuntimeError(
+        f"C-STORE of {files[stored]} to {called_aet} failed: no response "
+        f"({STORE_ASSOCIATIONS} associations tried)"
+    )
+
+
+STORE_ASSOCIATIONS = 3
+
+
+def _store_from(
+    ae: AE,
+    files: Sequence[Path],
+    start: int,
+    contexts: Sequence[tuple[str, str]],
+    host: str,
+    port: int,
+    called_aet: str,
+) -> int:
+    """Store files[start:] over one association. Returns the index of the first file that got
+    no answer (the association is then aborted), or len(files) once all are stored."""
     assoc = ae.associate(host, port, ae_title=called_aet)
     if not assoc.is_established:
         raise ConnectionError(f"no association with {called_aet}@{host}:{port}")
     try:
         _check_contexts(assoc.accepted_contexts, contexts)
-        for path in files:
-            status = assoc.send_c_store(path)
+        for number in range(start, len(files)):
+            status = assoc.send_c_store(files[number])
             code = getattr(status, "Status", None)
+            if code is None:
+                assoc.abort()
+                return number
             if code != 0x0000:
-                shown = "no response" if code is None else f"0x{code:04X}"
-                raise RuntimeError(f"C-STORE of {path} to {called_aet} failed: {shown}")
+                raise RuntimeError(
+                    f"C-STORE of {files[number]} to {called_aet} failed: 0x{code:04X}"
+                )
+        return len(files)
     finally:
-        assoc.release()
-    return len(files)
+        if assoc.is_established:
+            assoc.release()
 
 
 def _check_contexts(

@@ -194,14 +194,23 @@ class Retriever:
             watchdog = _Watchdog(assoc, peer.dimse_timeout, cancelled)
             listener = _study_listener(tally, watchdog)
             self.scp.add_listener(listener)
+            # Marks what lands for this study as asked for (not an unsolicited push), up to
+            # the last straggler.
+            expecting = self.scp.expecting(tally.state.study_uid)
             try:
-                with watchdog:
-                    responses = assoc.send_c_move(identifier, self.local.ae_title, MoveModel)
-                    final = _follow(responses, tally, watchdog)
-                _check_final(
-                    "C-MOVE", final, peer, self.local.ae_title, watchdog, tally.any_sub_operations
-                )
-                tally.wait_settled(self.settle_seconds)
+                with expecting:
+                    with watchdog:
+                        responses = assoc.send_c_move(identifier, self.local.ae_title, MoveModel)
+                        final = _follow(responses, tally, watchdog)
+                    _check_final(
+                        "C-MOVE",
+                        final,
+                        peer,
+                        self.local.ae_title,
+                        watchdog,
+                        tally.any_sub_operations,
+                    )
+                    tally.wait_settled(self.settle_seconds)
             finally:
                 self.scp.remove_listener(listener)
 

@@ -1,12 +1,23 @@
-"""The gateway's Storage SCP: receives C-MOVE'd and pushed instances into the study store."""
+"""The gateway's Storage SCP: receives C-MOVE'd and pushed instances into the study store.
+
+Two kinds of subscriber:
+- instance listeners hear of every instance as it is filed (a retrieve counting arrivals);
+- receipt listeners hear, once an association has ended (released, aborted or cut off), of
+  everything it delivered, with the studies a retrieve of this process was waiting for
+  (`expecting`) told apart from the rest: those are the unsolicited pushes.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.association import Association
+from pynetdicom.events import Event
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -18,6 +29,33 @@ log = logging.getLogger(__name__)
 
 # Seconds a new connection may take to send its A-ASSOCIATE-RQ (and a peer to answer release).
 ACSE_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class AssociationReceipt:
+    """What one association delivered, reported after it ended."""
+
+    calling_ae_title: str
+    instances: tuple[StoredInstance, ...]  # every instance filed, new or repeated
+    # Studies a running retrieve of this process was waiting for when some of their
+    # instances arrived on this association: the whole study counts as asked for.
+    requested_studies: frozenset[str]
+
+    @property
+    def unsolicited(self) -> tuple[StoredInstance, ...]:
+        return tuple(i for i in self.instances if i.study_uid not in self.requested_studies)
+
+
+ReceiptListener = Callable[[AssociationReceipt], None]
+
+
+class _Receiving:
+    """Collects one association's instances while it runs."""
+
+    def __init__(self, calling_ae_title: str) -> None:
+        self.calling_ae_title = calling_ae_title
+        self.instances: list[StoredInstance] = []
+        self.requested: set[str] = set()
 
 
 class StorageSCP:
@@ -34,6 +72,9 @@ class StorageSCP:
         self.store = store
         self.allowed_calling_aets = sorted({*allowed_calling_aets, *local.allowed_calling_aets})
         self._listeners: list[InstanceListener] = []
+        self._receipt_listeners: list[ReceiptListener] = []
+        self._expected: dict[str, int] = {}  # study uid -> retrieves waiting for it
+        self._receiving: dict[Association, _Receiving] = {}
         self._lock = threading.Lock()
         self._server: ThreadedAssociationServer | None = None
 
@@ -58,10 +99,7 @@ class StorageSCP:
         # the request on a dead socket. With the default 30 s, 16 such probes refused every
         # PACS for 30 s (the fuzzing drill found it). A real peer sends its request at once.
         ae.acse_timeout = ACSE_TIMEOUT
-        handlers = [
-            (evt.EVT_C_STORE, store_handler(self.store, self._notify)),
-            (evt.EVT_CONN_CLOSE, discard_partial),
-        ]
+        handlers = [(evt.EVT_C_STORE, self._on_c_store), (evt.EVT_CONN_CLOSE, self._on_close)]
         self._server = ae.start_server(
             (self.local.bind_address, self.local.port), block=False, evt_handlers=handlers
         )
@@ -79,6 +117,62 @@ class StorageSCP:
     def remove_listener(self, listener: InstanceListener) -> None:
         with self._lock:
             self._listeners.remove(listener)
+
+    def add_receipt_listener(self, listener: ReceiptListener) -> None:
+        with self._lock:
+            self._receipt_listeners.append(listener)
+
+    def remove_receipt_listener(self, listener: ReceiptListener) -> None:
+        with self._lock:
+            self._receipt_listeners.remove(listener)
+
+    @contextmanager
+    def expecting(self, study_uid: str) -> Iterator[None]:
+        """While inside, instances of `study_uid` arrive because we asked for them (C-MOVE)."""
+        with self._lock:
+            self._expected[study_uid] = self._expected.get(study_uid, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._expected[study_uid] - 1
+                if left:
+                    self._expected[study_uid] = left
+                else:
+                    del self._expected[study_uid]
+
+    def _on_c_store(self, event: Event) -> int:
+        assoc = event.assoc
+
+        def landed(stored: StoredInstance) -> None:
+            with self._lock:
+                receiving = self._receiving.get(assoc)
+                if receiving is None:
+                    receiving = self._receiving[assoc] = _Receiving(assoc.requestor.ae_title)
+                receiving.instances.append(stored)
+                if stored.study_uid in self._expected:
+                    receiving.requested.add(stored.study_uid)
+            self._notify(stored)
+
+        return store_handler(self.store, landed)(event)
+
+    def _on_close(self, event: Event) -> None:
+        discard_partial(event)
+        with self._lock:
+            receiving = self._receiving.pop(event.assoc, None)
+            listeners = list(self._receipt_listeners)
+        if receiving is None or not receiving.instances:
+            return
+        receipt = AssociationReceipt(
+            calling_ae_title=receiving.calling_ae_title,
+            instances=tuple(receiving.instances),
+            requested_studies=frozenset(receiving.requested),
+        )
+        for listener in listeners:
+            try:
+                listener(receipt)
+            except Exception:
+                log.exception("A receipt listener failed")
 
     def _notify(self, stored: StoredInstance) -> None:
         with self._lock:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-from sqlalchemy import Column, Engine, Row, select
+from sqlalchemy import Column, ColumnElement, Engine, Row, func, or_, select
 
 from r4.records import PatientRecord
 from r4.schema import (
@@ -213,6 +213,49 @@ def get_patient(engine: Engine, patient_id: int) -> PatientDetails | None:
 def get_patient_record(engine: Engine, patient_id: int) -> PatientRecord | None:
     details = get_patient(engine, patient_id)
     return details.record if details else None
+
+
+def _search_date(word: str) -> date | None:
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y"):
+        try:
+            return datetime.strptime(word, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def _word_condition(word: str) -> ColumnElement[bool]:
+    # LIKE with escaped wildcards: a typed "%" or "_" is a character, not a pattern.
+    escaped = word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    prefix = f"{escaped}%"
+    options: list[ColumnElement[bool]] = [
+        func.lower(patients.c.LastName).like(prefix, escape="\\"),
+        func.lower(patients.c.FirstName).like(prefix, escape="\\"),
+        func.lower(patients.c.PreferredName).like(prefix, escape="\\"),
+        func.lower(func.trim(patients.c.ChartNumber)) == word.lower(),
+    ]
+    if word.isdigit() and len(word) < 10:
+        options.append(patients.c.PatientID == int(word))
+    born = _search_date(word)
+    if born is not None:
+        options.append(patients.c.BirthDate == born)
+    return or_(*options)
+
+
+def find_patient_records(engine: Engine, text: str, limit: int = 20) -> list[PatientRecord]:
+    """Active patients matching every word of `text`: a name prefix, the chart number, the R4
+    id or the birth date (YYYY-MM-DD or DD/MM/YYYY). For staff picking a patient by hand."""
+    words = text.split()[:6]
+    if not words or limit < 1:
+        return []
+    query = (
+        select(*_PATIENT_COLUMNS)
+        .where(patients.c.Active != 0, *(_word_condition(w) for w in words))
+        .order_by(patients.c.LastName, patients.c.FirstName, patients.c.PatientID)
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        return [_details_from_row(row).record for row in conn.execute(query)]
 
 
 def _distinct_texts(engine: Engine, column: Column[str]) -> list[str]:

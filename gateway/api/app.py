@@ -16,10 +16,13 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.api import (
     problems,
+    routes_audit,
     routes_fetches,
     routes_health,
     routes_jobs,
+    routes_links,
     routes_previews,
+    routes_review,
     routes_studies,
 )
 from gateway.api.fastpath import JobPollFastPath
@@ -29,6 +32,7 @@ from gateway.dicomweb import routes as dicomweb_routes
 from gateway.keys import KeyStore
 from gateway.service import Gateway
 from gateway.viewer_links import bind_viewer_links
+from gateway.web import install as install_pages
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -73,6 +77,11 @@ def create_app(gateway: Gateway, *, keys: KeyStore | None = None) -> FastAPI:
     )
     app.include_router(routes_previews.router, responses=_ERROR_RESPONSES)
     app.include_router(dicomweb_routes.router, responses=_ERROR_RESPONSES)
+    # The pages for people under /ui (session login; not in the OpenAPI document).
+    install_pages(app)
+    # The review queue, patient links and the audit trail (staff and admin keys).
+    for module in (routes_review, routes_links, routes_audit):
+        app.include_router(module.router, responses=_ERROR_RESPONSES)
 
     # Added last = outermost: RequestLog sees (and logs) everything, 413s and fast 304s too.
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)

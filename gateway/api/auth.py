@@ -20,6 +20,7 @@ class Permission(StrEnum):
     SUBMIT_FETCH = "submit_fetch"
     READ = "read"  # jobs, studies, readiness
     MANAGE_JOBS = "manage_jobs"  # cancel, retry
+    REVIEW = "review"  # the review queue, patient links, the audit trail
 
 
 ALL_ROLES = frozenset({"service", "clinician", "staff", "admin"})
@@ -29,6 +30,8 @@ PERMISSIONS: Mapping[Permission, frozenset[str]] = {
     Permission.READ: ALL_ROLES,
     # Clinicians watch jobs; stopping or re-running them is for staff and the R4 service.
     Permission.MANAGE_JOBS: frozenset({"service", "staff", "admin"}),
+    # Deciding whose images a study holds is a person's job, and shows patient details.
+    Permission.REVIEW: frozenset({"staff", "admin"}),
 }
 
 # Words for the 403 sentence.
@@ -36,6 +39,7 @@ _DOING: Mapping[Permission, str] = {
     Permission.SUBMIT_FETCH: "requesting fetches",
     Permission.READ: "reading jobs and studies",
     Permission.MANAGE_JOBS: "cancelling or retrying jobs",
+    Permission.REVIEW: "reviewing unmatched studies, patient links and the audit trail",
 }
 
 _bearer = HTTPBearer(

@@ -23,7 +23,7 @@ from gateway.matching.decision import (
     Thresholds,
 )
 from gateway.matching.index import PatientIndex
-from gateway.matching.matcher import Matcher
+from gateway.matching.matcher import Matcher, review_sentence
 from gateway.matching.normalize import (
     NormalizedName,
     fold_text,
@@ -61,6 +61,7 @@ __all__ = [
     "normalize_name",
     "normalize_person_name",
     "normalize_sex",
+    "review_sentence",
     "score_candidate",
     "soundex",
     "swap_day_month",

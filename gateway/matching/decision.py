@@ -44,6 +44,9 @@ class ReviewReason(StrEnum):
     ID_RULE_CONTRADICTED = "id_rule_contradicted"
     ID_RULE_AMBIGUOUS = "id_rule_ambiguous"
     LINK_TARGET_UNKNOWN = "link_target_unknown"
+    # Set by the fetch, not the matcher: a name + birth date query found the study under a
+    # PACS id that no link or id rule ties to the patient, so even a clear score is not enough.
+    FOUND_BY_NAME = "found_by_name"
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,16 @@ _REVIEW_SENTENCES = {
     ),
     ReviewReason.ID_RULE_AMBIGUOUS: "id rules point to more than one R4 patient",
     ReviewReason.LINK_TARGET_UNKNOWN: "explicit link points to an R4 patient not in the index",
+    ReviewReason.FOUND_BY_NAME: (
+        "found by name and birth date under a PACS id not linked to this patient; a person"
+        " must confirm"
+    ),
 }
+
+
+def review_sentence(reason: ReviewReason) -> str:
+    """The sentence staff read for a review reason code."""
+    return _REVIEW_SENTENCES[reason]
 
 
 def _name_agreement(candidate: Candidate) -> float:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from demo_studies import LATIN1_PATIENT_ID
+from demo_studies import LATIN1_PATIENT_ID, PATIENTS
 from gateway_testkit import gateway_settings
 from orthanc_server import free_port
 from r4_testkit import LICENCE, Queues, RollbarRecorder, wait_until
@@ -51,10 +51,21 @@ def r4_practice(tmp_path: Path) -> Iterator[tuple[str, list[int]]]:
                 .order_by(patients.c.PatientID)
             )
         )
+        # The demo PACS's person under R4-1001: the matcher confirms the id rule's hit only
+        # when the demographics agree.
+        demo = next(p for p in PATIENTS if p.patient_id == LATIN1_PATIENT_ID)
+        family, given = demo.name.split("^")
+        born = date(int(demo.birth_date[:4]), int(demo.birth_date[4:6]), int(demo.birth_date[6:]))
         conn.execute(
             patients.update()
             .where(patients.c.PatientID == active[0])
-            .values(ChartNumber=FETCH_CHART)
+            .values(
+                ChartNumber=FETCH_CHART,
+                LastName=family,
+                FirstName=given,
+                BirthDate=born,
+                Sex=demo.sex,
+            )
         )
         conn.execute(
             patients.update()

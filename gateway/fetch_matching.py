@@ -1,0 +1,278 @@
+"""Which of the PACS's studies a fetch for an R4 patient may bring home, and which need a person.
+
+Queries, for one R4 patient on one PACS:
+- every PACS id staff linked to the patient (`pacs_ids_for`), and the id the id rule derives
+  from the chart number;
+- with `match_by_demographics`, also PatientName + PatientBirthDate (DICOM PN wildcard
+  matching, family name first and then given name first, for a PACS that swapped them).
+
+Every study found is put to the matcher with the patient attributes the PACS answered:
+- linked to this patient by an explicit link or the id rule: fetched;
+- linked to another R4 patient by an explicit link or the id rule: theirs, left alone;
+- anything else (the id rule contradicted by the demographics, ambiguous, or only similar
+  demographics, even an automatic demographic match): the review queue, not fetched. A study
+  found under an id that is not linked or ruled to this patient is never fetched until a
+  person confirms whose it is; its item says so (`ReviewReason.FOUND_BY_NAME`).
+The review queue keeps one open item per study, so running the same fetch again adds nothing;
+a study a person resolved has its link by then and is fetched like any linked one, and a study
+a person dismissed stays dismissed: neither fetched nor counted as awaiting review.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+import jobs
+from gateway.fetch_request import FetchRequest
+from gateway.matching import (
+    IdRule,
+    LinkRule,
+    MatchDecision,
+    Matcher,
+    ReviewReason,
+    review_sentence,
+)
+from gateway.patient_directory import PatientDirectory
+from gateway.practice import pacs_id_for_chart
+from gateway.review import ReviewItem, ReviewOrigin, ReviewState
+from pacs.models import PacsPatient, Peer, Study, StudyQuery
+from pacs.query import find_studies
+
+log = logging.getLogger(__name__)
+
+FindStudies = Callable[[Peer, str, StudyQuery], list[Study]]
+
+# DICOM C-FIND wildcards and the PN component separators: kept out of the values we send.
+_PN_SPECIAL = str.maketrans({"*": " ", "?": " ", "\\": " ", "^": " ", "=": " "})
+
+
+class ReviewSink(Protocol):
+    """The part of `gateway.review.ReviewQueue` a fetch uses."""
+
+    def add(
+        self,
+        *,
+        origin: ReviewOrigin,
+        pacs_name: str | None,
+        patient: PacsPatient,
+        study: Study,
+        decision: MatchDecision,
+        details: Mapping[int, dict[str, str | None]],
+        job_id: str | None = None,
+    ) -> tuple[ReviewItem, bool]: ...
+
+
+class LinkedIds(Protocol):
+    """The part of `gateway.review.PatientLinks` a fetch uses."""
+
+    def pacs_ids_for(self, r4_patient_id: int) -> list[tuple[str, str]]: ...
+
+
+@dataclass
+class FetchPlan:
+    """The studies to fetch, and how many of this patient's studies wait for a person."""
+
+    fetch: list[Study] = field(default_factory=list)
+    in_review: int = 0
+    newly_queued: int = 0
+    elsewhere: int = 0  # linked to another R4 patient: left alone
+    dismissed: int = 0  # staff dismissed them earlier: left alone, not awaiting anyone
+
+
+@dataclass(frozen=True)
+class _Found:
+    study: Study
+    by_id: bool  # found under a linked or id-rule id (else only by name)
+
+
+class FetchMatching:
+    """Plans fetches by R4 patient id (see the module docs). Built by the Gateway."""
+
+    def __init__(
+        self,
+        directory: PatientDirectory,
+        review: ReviewSink,
+        links: LinkedIds | None,
+        rule: IdRule,
+        *,
+        by_demographics: bool = False,
+        find: FindStudies = find_studies,
+    ) -> None:
+        self.directory = directory
+        self.review = review
+        self.links = links
+        self.rule = rule
+        self.by_demographics = by_demographics
+        self._find = find
+
+    def plan(
+        self, peer: Peer, calling_aet: str, pacs_name: str, request: FetchRequest, job_id: str
+    ) -> FetchPlan:
+        """Query the PACS, match what it answers, queue what needs a person.
+
+        Raises jobs.PermanentError / TransientError with sentences free of patient data."""
+        assert request.r4_patient_id is not None
+        r4_id = _r4_id(request.r4_patient_id)
+        try:
+            record = self.directory.get(r4_id)
+            if record is None:
+                raise jobs.PermanentError("R4 has no patient with this id.")
+            matcher = self.directory.matcher(require=r4_id)
+            linked = self.links.pacs_ids_for(r4_id) if self.links is not None else []
+        except sa.exc.SQLAlchemyError as exc:
+            raise jobs.TransientError(
+                f"The R4 database or the gateway's database could not be read "
+                f"({type(exc).__name__})."
+            ) from None
+        assert matcher is not None  # a directory that found the patient has R4
+        ids = list(dict.fromkeys(pid for pid, _issuer in linked if pid.strip()))
+        if record.chart_number and record.chart_number.strip():
+            ids.append(pacs_id_for_chart(self.rule, record.chart_number))
+        names = _name_patterns(record.family_name, record.given_name)
+        by_name = self.by_demographics and record.birth_date is not None and bool(names)
+        if not ids and not by_name:
+            raise jobs.PermanentError(
+                "The R4 patient has no chart number and no linked PACS id, so their PACS "
+                "studies cannot be found."
+            )
+        found: dict[str, _Found] = {}
+        for patient_id in dict.fromkeys(ids):
+            query = _query(request, patient_id=patient_id)
+            self._collect(found, peer, calling_aet, query, request, by_id=True)
+        if by_name:
+            for pattern in names:
+                query = _query(request, patient_name=pattern, birth_date=record.birth_date)
+                self._collect(found, peer, calling_aet, query, request, by_id=False)
+        return self._decide(matcher, r4_id, found.values(), pacs_name, job_id)
+
+    def _collect(
+        self,
+        found: dict[str, _Found],
+        peer: Peer,
+        calling_aet: str,
+        query: StudyQuery,
+        request: FetchRequest,
+        *,
+        by_id: bool,
+    ) -> None:
+        for study in self._find(peer, calling_aet, query):
+            if request.study_uids and study.study_uid not in request.study_uids:
+                continue
+            earlier = found.get(study.study_uid)
+            if earlier is None or (by_id and not earlier.by_id):
+                found[study.study_uid] = _Found(study, by_id)
+
+    def _decide(
+        self,
+        matcher: Matcher,
+        r4_id: int,
+        found: Iterable[_Found],
+        pacs_name: str,
+        job_id: str,
+    ) -> FetchPlan:
+        plan = FetchPlan()
+        decisions: dict[PacsPatient, MatchDecision] = {}
+        for entry in found:
+            patient = entry.study.patient
+            decision = decisions.get(patient)
+            if decision is None:
+                decision = decisions[patient] = matcher.match(patient)
+            firm = decision.auto_linked and decision.rule in (
+                LinkRule.EXPLICIT_LINK,
+                LinkRule.ID_RULE,
+            )
+            if firm and decision.r4_patient_id == r4_id:
+                plan.fetch.append(entry.study)
+            elif firm:
+                plan.elsewhere += 1
+            else:
+                origin = ReviewOrigin.FETCH if entry.by_id else ReviewOrigin.NAME_QUERY
+                queued = decision if entry.by_id else found_by_name(decision)
+                item, created = self._queue(origin, pacs_name, entry.study, queued, job_id)
+                if item.state is ReviewState.DISMISSED:
+                    plan.dismissed += 1
+                else:
+                    plan.in_review += 1
+                    plan.newly_queued += int(created)
+        plan.fetch.sort(key=lambda s: (s.study_date or date.min, s.study_uid))
+        # Counts and the job id only: which studies and whose they are is in the queue.
+        log.info(
+            "job %s: %d studies to fetch, %d await review (%d new), %d linked elsewhere, "
+            "%d dismissed earlier",
+            job_id,
+            len(plan.fetch),
+            plan.in_review,
+            plan.newly_queued,
+            plan.elsewhere,
+            plan.dismissed,
+        )
+        return plan
+
+    def _queue(
+        self,
+        origin: ReviewOrigin,
+        pacs_name: str,
+        study: Study,
+        decision: MatchDecision,
+        job_id: str,
+    ) -> tuple[ReviewItem, bool]:
+        """The item holding the study (a new one, the open one, or the dismissed one that
+        keeps it out of the queue) and whether it is new."""
+        try:
+            details = self.directory.details([c.r4_patient_id for c in decision.candidates])
+            return self.review.add(
+                origin=origin,
+                pacs_name=pacs_name,
+                patient=study.patient,
+                study=study,
+                decision=decision,
+                details=details,
+                job_id=job_id,
+            )
+        except sa.exc.SQLAlchemyError as exc:
+            raise jobs.TransientError(
+                f"A study for review could not be queued ({type(exc).__name__})."
+            ) from None
+
+
+def found_by_name(decision: MatchDecision) -> MatchDecision:
+    """The review decision for a study only the name query found: FOUND_BY_NAME first, then
+    whatever else the matcher had against it. Even an automatic demographic match is only a
+    proposal here: its candidates stay, its link is dropped."""
+    why = (ReviewReason.FOUND_BY_NAME, *decision.review_reasons)
+    reasons = (review_sentence(ReviewReason.FOUND_BY_NAME), *decision.reasons)
+    return MatchDecision.review(decision.pacs_patient_id, why, reasons, decision.candidates)
+
+
+def _r4_id(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise jobs.PermanentError("The R4 patient id is not a number.") from None
+
+
+def _query(request: FetchRequest, **keys: Any) -> StudyQuery:
+    return StudyQuery(
+        date_from=request.date_from,
+        date_to=request.date_to,
+        modalities=tuple(request.modalities),
+        **keys,
+    )
+
+
+def _name_patterns(family: str, given: str) -> Sequence[str]:
+    """PN match values: "Family*" and, for a PACS that swapped the components, "Given*".
+
+    A trailing `*` matches the rest of the value whatever follows (given names, middle names,
+    suffixes); wildcard characters in R4's names are blanked so they match nothing extra.
+    """
+    family = " ".join(family.translate(_PN_SPECIAL).split())
+    given = " ".join(given.translate(_PN_SPECIAL).split())
+    patterns = [f"{value}*" for value in (family, given) if value]
+    return list(dict.fromkeys(patterns))

@@ -1,0 +1,324 @@
+"""Studies a PACS sends to the Storage SCP without being asked (unsolicited pushes).
+
+The SCP reports each association once it has ended (`pacs.scp.AssociationReceipt`); the
+instances of studies no retrieve of this process was waiting for are pushes. Per pushed study,
+on a worker thread of its own (matching may first have to read R4):
+- one stored header gives the PACS patient and the study;
+- the matcher decides: an automatic link indexes the study from the store (all of its files,
+  including those of earlier associations), anything else (no R4 configured, R4 unreadable,
+  no clear candidate) queues it for review with origin `push`.
+
+Received files are never deleted here: a study nobody could match stays in the store and in
+the queue until staff resolve it (`attach`) or dismiss it. A study staff dismissed before stays
+dismissed when it is pushed (again): its files are kept, the dismissed item stays its record,
+and no new item asks staff twice. Logs carry uids and AE titles only.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+import sqlalchemy as sa
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+
+from gateway.fetch_matching import ReviewSink
+from gateway.matching import MatchDecision, ReviewReason
+from gateway.patient_directory import PatientDirectory
+from gateway.review import ReviewItem, ReviewOrigin, ReviewState
+from gateway.settings import Settings
+from gateway.study_index import IndexedStudy, StudyIndex
+from pacs.models import Instance, PacsPatient, PersonName, Study
+from pacs.scp import AssociationReceipt
+from pacs.store import StoredInstance, StudyStore
+
+log = logging.getLogger(__name__)
+
+_PATIENT_TAGS = [
+    "SpecificCharacterSet",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "OtherPatientIDs",
+    "StudyDate",
+    "StudyDescription",
+    "AccessionNumber",
+    "Modality",
+]
+_INSTANCE_TAGS = ["InstanceNumber", "Modality", "SOPClassUID"]
+NO_R4_REASON = "no R4 database is configured here, so no R4 patient could be proposed"
+R4_UNREADABLE_REASON = "the R4 database could not be read when the study arrived"
+
+
+class PushedStudies:
+    """Matches unsolicited pushes and files them: index or review queue."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: StudyStore,
+        index: StudyIndex,
+        directory: PatientDirectory,
+        review: ReviewSink,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.index = index
+        self.directory = directory
+        self.review = review
+        self._queue: queue.Queue[AssociationReceipt | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._idle = threading.Condition()
+        self._pending = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._work, name="pushed-studies", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Handle what was already received, then stop."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            # The files are in the store; only their matching is left undone.
+            log.warning("pushed studies: %d receipts not handled before stopping", self._pending)
+        self._thread = None
+
+    def received(self, receipt: AssociationReceipt) -> None:
+        """`StorageSCP` receipt listener: runs on the association's thread, so only queues."""
+        if not receipt.unsolicited:
+            return
+        with self._idle:
+            self._pending += 1
+        self._queue.put(receipt)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once every receipt queued so far is handled (tests, orderly shutdown)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def _work(self) -> None:
+        while True:
+            receipt = self._queue.get()
+            if receipt is None:
+                return
+            try:
+                self.handle(receipt)
+            except Exception:
+                log.exception(
+                    "pushed studies from %s could not be matched; their files stay in the store",
+                    receipt.calling_ae_title,
+                )
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    # -- matching ----------------------------------------------------------------------------
+
+    def handle(self, receipt: AssociationReceipt) -> None:
+        pacs_name = self.pacs_name_for(receipt.calling_ae_title)
+        by_study: dict[str, list[StoredInstance]] = {}
+        for stored in receipt.unsolicited:
+            by_study.setdefault(stored.study_uid, []).append(stored)
+        for study_uid, instances in by_study.items():
+            self._handle_study(pacs_name, study_uid, instances)
+
+    def pacs_name_for(self, calling_ae_title: str) -> str:
+        """The configured PACS whose AE title sent it, else the calling AE title itself."""
+        for entry in self.settings.pacs:
+            if entry.ae_title == calling_ae_title:
+                return entry.name
+        return calling_ae_title
+
+    def _handle_study(
+        self, pacs_name: str, study_uid: str, instances: list[StoredInstance]
+    ) -> None:
+        header = _header(instances[0].path, _PATIENT_TAGS)
+        patient = _patient(header)
+        study = Study(
+            study_uid=study_uid,
+            patient=patient,
+            study_date=_date(header.get("StudyDate")),
+            description=str(header.get("StudyDescription", "") or ""),
+            accession_number=str(header.get("AccessionNumber", "") or ""),
+            modalities=tuple(m for m in [str(header.get("Modality", "") or "")] if m),
+            number_of_instances=_count_files(self.store, study_uid),
+        )
+        decision = self._decide(patient)
+        if decision.auto_linked:
+            indexed = self.index_from_store(pacs_name, study)
+            log.info(
+                "pushed study %s from %s matched automatically (%s); indexed %d instances",
+                study_uid,
+                pacs_name,
+                decision.rule,
+                indexed.instance_count if indexed else 0,
+            )
+            return
+        details = self._details(decision)
+        item, created = self.review.add(
+            origin=ReviewOrigin.PUSH,
+            pacs_name=pacs_name,
+            patient=patient,
+            study=study,
+            decision=decision,
+            details=details,
+        )
+        if item.state is ReviewState.DISMISSED:
+            log.info(
+                "pushed study %s from %s was dismissed in review item %s; its files stay in "
+                "the store",
+                study_uid,
+                pacs_name,
+                item.id,
+            )
+            return
+        log.info(
+            "pushed study %s from %s %s review item %s",
+            study_uid,
+            pacs_name,
+            "is" if created else "is already",
+            item.id,
+        )
+
+    def _decide(self, patient: PacsPatient) -> MatchDecision:
+        try:
+            matcher = self.directory.matcher()
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("pushed study: R4 could not be read (%s)", type(exc).__name__)
+            return _no_match(patient, R4_UNREADABLE_REASON)
+        if matcher is None:
+            return _no_match(patient, NO_R4_REASON)
+        return matcher.match(patient)
+
+    def _details(self, decision: MatchDecision) -> dict[int, dict[str, str | None]]:
+        try:
+            return self.directory.details([c.r4_patient_id for c in decision.candidates])
+        except sa.exc.SQLAlchemyError:
+            return {}  # the candidates still carry ids, scores and reasons
+
+    # -- indexing ----------------------------------------------------------------------------
+
+    def index_from_store(self, pacs_name: str, study: Study) -> IndexedStudy | None:
+        """Index every stored instance of `study` (replacing earlier rows); None if the store
+        holds none of it."""
+        study_dir = self.store.study_dir(study.study_uid)
+        if not study_dir.is_dir():
+            return None
+        instances: list[Instance] = []
+        sizes: dict[str, int] = {}
+        modalities: set[str] = set(study.modalities)
+        for path in sorted(study_dir.glob("*/*.dcm")):
+            header = _header(path, _INSTANCE_TAGS)
+            sop = path.stem
+            instances.append(
+                Instance(
+                    study_uid=study.study_uid,
+                    series_uid=path.parent.name,
+                    sop_instance_uid=sop,
+                    sop_class_uid=str(header.get("SOPClassUID", "") or ""),
+                    number=_int(header.get("InstanceNumber")),
+                )
+            )
+            sizes[sop] = path.stat().st_size
+            modality = str(header.get("Modality", "") or "")
+            if modality:
+                modalities.add(modality)
+        if not instances:
+            return None
+        found = Study(
+            study_uid=study.study_uid,
+            patient=study.patient,
+            study_date=study.study_date,
+            description=study.description,
+            accession_number=study.accession_number,
+            modalities=tuple(sorted(modalities)),
+        )
+        self.index.record_study(pacs_name, found, instances, sizes, None)
+        return self.index.study(study.study_uid)
+
+    def attach(self, item: ReviewItem) -> IndexedStudy | None:
+        """Index a resolved push item's study from the store (None if no file of it is left)."""
+        fields = item.pacs_patient
+        patient = PacsPatient(
+            patient_id=str(fields.get("patient_id") or ""),
+            issuer_of_patient_id=str(fields.get("issuer") or ""),
+        )
+        study = Study(
+            study_uid=item.study_uid,
+            patient=patient,
+            study_date=item.study_date,
+            description=item.study_description,
+            modalities=item.modalities,
+        )
+        indexed = self.index_from_store(item.pacs_name or "", study)
+        if indexed is None:
+            log.warning("review item %s: no file of its study is in the store", item.id)
+        else:
+            log.info("review item %s: study %s attached", item.id, item.study_uid)
+        return indexed
+
+
+def _no_match(patient: PacsPatient, reason: str) -> MatchDecision:
+    return MatchDecision.review(patient.patient_id, (ReviewReason.NO_CANDIDATE,), (reason,), ())
+
+
+def _header(path: Path, tags: Sequence[str]) -> Dataset:
+    return dcmread(path, stop_before_pixels=True, specific_tags=list(tags))
+
+
+def _patient(header: Dataset) -> PacsPatient:
+    return PacsPatient(
+        patient_id=str(header.get("PatientID", "") or ""),
+        name=PersonName.parse(str(header.get("PatientName", "") or "")),
+        birth_date=_date(header.get("PatientBirthDate")),
+        sex=str(header.get("PatientSex", "") or ""),
+        issuer_of_patient_id=str(header.get("IssuerOfPatientID", "") or ""),
+        other_patient_ids=_multi(header.get("OtherPatientIDs")),
+    )
+
+
+def _count_files(store: StudyStore, study_uid: str) -> int:
+    return sum(1 for _ in store.study_dir(study_uid).glob("*/*.dcm"))
+
+
+def _date(value: object) -> date | None:
+    text = str(value or "").strip()
+    if len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
+def _multi(value: object) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return tuple(v for v in value.split("\\") if v)
+    try:
+        return tuple(str(v) for v in value if v)  # type: ignore[union-attr]
+    except TypeError:
+        return (str(value),)
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None

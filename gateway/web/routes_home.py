@@ -1,0 +1,106 @@
+"""The dashboard (PACS reachability, jobs by state, review queue) and the fallback procedure."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+import jobs
+from gateway.api.auth import Permission
+from gateway.service import Gateway
+from gateway.web.review_access import review_count
+from gateway.web.session import PAGES, PageUser, current_user, permitted
+from gateway.web.templating import HERE, PageNotFound, page
+from jobs.models import JobRecord
+
+router = APIRouter(prefix=PAGES, include_in_schema=False)
+# Included after every other page router: an unknown address under /ui gets a 404 page
+# (after the login check, so it tells nobody what exists).
+fallthrough = APIRouter(prefix=PAGES, include_in_schema=False)
+
+FALLBACK_DOCUMENT = HERE / "fallback.md"
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    name: str
+    ok: bool
+    detail: str
+    latency_ms: float | None
+    is_pacs: bool
+
+
+async def reader(user: Annotated[PageUser, Depends(current_user)]) -> PageUser:
+    return permitted(user, Permission.READ, "seeing the gateway's state")
+
+
+@router.get("", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse)
+def dashboard(request: Request, user: Annotated[PageUser, Depends(reader)]) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    counts = job_counts(gateway.engine)
+    checks = check_rows(gateway)
+    return page(
+        request,
+        "dashboard.html",
+        {
+            "title": "Dashboard",
+            "user": user,
+            "checks": checks,
+            "all_ok": all(c.ok for c in checks),
+            "counts": [(state.value, counts.get(state.value, 0)) for state in jobs.JobState],
+            "review_open": review_count(gateway),
+        },
+    )
+
+
+@router.get("/fallback", response_class=HTMLResponse)
+def fallback(request: Request) -> Response:
+    """Public on purpose: it is what people read when they cannot log in or the PACS is down,
+    and it holds no patient data."""
+    return page(
+        request,
+        "fallback.html",
+        {"title": "When images cannot be fetched", "document": fallback_html()},
+    )
+
+
+@functools.cache
+def fallback_html() -> Markup:
+    # Raw HTML off: the document is ours, but nothing in it needs to be more than markdown.
+    renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
+    return Markup(renderer.render(FALLBACK_DOCUMENT.read_text(encoding="utf-8")))
+
+
+def job_counts(engine: sa.Engine) -> dict[str, int]:
+    table = JobRecord.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.state, sa.func.count()).group_by(table.c.state)).all()
+    return {str(state): int(n) for state, n in rows}
+
+
+def check_rows(gateway: Gateway) -> list[CheckRow]:
+    """Database, storage and a C-ECHO to each PACS, with how long each took."""
+    readiness = gateway.readiness()
+    rows = []
+    for name, check in readiness.checks.items():
+        if name.startswith("pacs:"):
+            label = f"PACS “{name.removeprefix('pacs:')}”"
+        else:
+            label = name.capitalize()
+        rows.append(
+            CheckRow(label, check.ok, check.detail, check.latency_ms, name.startswith("pacs:"))
+        )
+    return rows
+
+
+@fallthrough.get("/{rest:path}", response_class=HTMLResponse)
+def unknown_page(rest: str, _user: Annotated[PageUser, Depends(current_user)]) -> Response:
+    raise PageNotFound("There is no page at this address; the menu above lists the pages.")

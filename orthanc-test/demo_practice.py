@@ -1,0 +1,96 @@
+"""An R4 practice database (SQLite) holding the people of the demo PACS studies.
+
+The demo catalog's practice patients (PACS ids R4-1001 ... R4-1006, issuer R4PRACTICE) are R4
+patients 1001 ... 1006 with chart numbers "1001" ... "1006" and the same names, birth dates
+and sex as their studies: with the id rule prefix "R4-", chart number 1003 is PACS id R4-1003.
+The outside id EXT-77812 is the same person as R4-1003 and has no R4 row of its own. Generated
+patients (`r4.sample_data`) fill the practice around them, with ids and chart numbers
+("C0005000"...) that cannot collide.
+
+    python orthanc-test/demo_practice.py OUT.db
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from demo_studies import PATIENTS, PRACTICE, DemoPatient
+from pydicom.valuerep import PersonName
+from sqlalchemy import insert, select
+
+from r4.database import create_r4_engine
+from r4.sample_data import generate_practice
+from r4.schema import patients
+
+ID_PREFIX = "R4-"
+GENERATED_FIRST_ID = 5000
+GENERATED_COUNT = 300
+
+
+def demo_people() -> tuple[DemoPatient, ...]:
+    """The demo patients filed under the practice's own ids (one per person)."""
+    return tuple(p for p in PATIENTS if p.issuer == PRACTICE and p.patient_id.startswith(ID_PREFIX))
+
+
+def chart_number(patient: DemoPatient) -> str:
+    return patient.patient_id.removeprefix(ID_PREFIX)
+
+
+def r4_patient_id(pacs_patient_id: str) -> int:
+    """The R4 PatientID of the demo person filed in the PACS under `pacs_patient_id`."""
+    return int(pacs_patient_id.removeprefix(ID_PREFIX))
+
+
+def _row(patient: DemoPatient) -> dict[str, object]:
+    name = PersonName(patient.name)
+    born = patient.birth_date
+    return {
+        "PatientID": r4_patient_id(patient.patient_id),
+        "ChartNumber": chart_number(patient),
+        "FirstName": name.given_name,
+        "LastName": name.family_name,
+        "BirthDate": date(int(born[:4]), int(born[4:6]), int(born[6:])),
+        "Sex": patient.sex,
+        "Active": 1,
+    }
+
+
+def write_demo_practice(
+    path: Path | str, *, generated: int = GENERATED_COUNT, seed: int = 4
+) -> str:
+    """Create the R4 database at `path` (replacing nothing: the file must not exist yet) and
+    return its SQLAlchemy URL."""
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists already")
+    url = f"sqlite:///{path}"
+    engine = create_r4_engine(url)
+    try:
+        generate_practice(
+            engine, generated, seed=seed, first_id=GENERATED_FIRST_ID, history_per_patient=0.5
+        )
+        rows = [_row(p) for p in demo_people()]
+        with engine.begin() as conn:
+            taken = set(conn.scalars(select(patients.c.PatientID)))
+            clash = taken & {r["PatientID"] for r in rows}
+            if clash:  # generate_practice's ids start far above the demo ones
+                raise ValueError(f"generated R4 ids collide with the demo people: {sorted(clash)}")
+            conn.execute(insert(patients), rows)
+    finally:
+        engine.dispose()
+    return url
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--generated", type=int, default=GENERATED_COUNT)
+    args = parser.parse_args(argv)
+    print(write_demo_practice(args.out, generated=args.generated))
+
+
+if __name__ == "__main__":
+    main()
