@@ -4,7 +4,7 @@ Knows nothing of DICOM or HTTP: the gateway registers one handler per job kind.
 """
 
 from jobs.context import JobContext
-from jobs.db import create_engine, upgrade
+from jobs.db import create_engine, upgrade, write_transaction
 from jobs.errors import (
     IllegalTransition,
     JobCancelled,
@@ -42,4 +42,5 @@ __all__ = [
     "WorkerPool",
     "create_engine",
     "upgrade",
+    "write_transaction",
 ]

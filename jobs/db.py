@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,12 @@ def create_engine(url: str | URL, **kwargs: Any) -> Engine:
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     return engine
+
+
+def write_transaction(engine: Engine) -> AbstractContextManager[Connection]:
+    """A transaction that will write: on SQLite it takes the write lock up front, so it
+    cannot fail half-way because another connection wrote after its first read."""
+    return engine.execution_options(**{WRITE_OPTION: True}).begin()
 
 
 def is_prepared(engine: Engine) -> bool:

@@ -102,6 +102,13 @@ class JobStore:
             recs = s.scalars(query.limit(limit).offset(offset))
             return [Job.from_record(r) for r in recs]
 
+    def counts(self) -> dict[JobState, int]:
+        """How many jobs are in each state (every state present, zero included)."""
+        query = select(JobRecord.state, sa.func.count()).group_by(JobRecord.state)
+        with self._read() as s:
+            found = {JobState(state): int(n) for state, n in s.execute(query)}
+        return {state: found.get(state, 0) for state in JobState}
+
     def events(self, job_id: str) -> builtins.list[JobEvent]:
         """The job's history, oldest first."""
         with self._read() as s:

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
-from jobs.db import WRITE_OPTION
+import jobs
 
 T = TypeVar("T")
 # A concurrent insert of the same PACS id voids our transaction; the second try sees theirs.
@@ -30,7 +30,7 @@ def writing(engine: sa.Engine, conn: sa.Connection | None = None) -> Iterator[sa
     if conn is not None:
         yield conn
         return
-    with engine.execution_options(**{WRITE_OPTION: True}).begin() as new:
+    with jobs.write_transaction(engine) as new:
         yield new
 
 

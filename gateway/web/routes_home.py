@@ -6,19 +6,16 @@ import functools
 from dataclasses import dataclass
 from typing import Annotated
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-import jobs
 from gateway.api.auth import Permission
 from gateway.service import Gateway
 from gateway.web.review_access import review_count
 from gateway.web.session import PAGES, PageUser, current_user, permitted
 from gateway.web.templating import HERE, PageNotFound, page
-from jobs.models import JobRecord
 
 router = APIRouter(prefix=PAGES, include_in_schema=False)
 # Included after every other page router: an unknown address under /ui gets a 404 page
@@ -45,7 +42,7 @@ async def reader(user: Annotated[PageUser, Depends(current_user)]) -> PageUser:
 @router.get("/", response_class=HTMLResponse)
 def dashboard(request: Request, user: Annotated[PageUser, Depends(reader)]) -> Response:
     gateway: Gateway = request.app.state.gateway
-    counts = job_counts(gateway.engine)
+    counts = gateway.jobs.counts()
     checks = check_rows(gateway)
     return page(
         request,
@@ -55,7 +52,7 @@ def dashboard(request: Request, user: Annotated[PageUser, Depends(reader)]) -> R
             "user": user,
             "checks": checks,
             "all_ok": all(c.ok for c in checks),
-            "counts": [(state.value, counts.get(state.value, 0)) for state in jobs.JobState],
+            "counts": [(state.value, n) for state, n in counts.items()],
             "review_open": review_count(gateway),
         },
     )
@@ -77,13 +74,6 @@ def fallback_html() -> Markup:
     # Raw HTML off: the document is ours, but nothing in it needs to be more than markdown.
     renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
     return Markup(renderer.render(FALLBACK_DOCUMENT.read_text(encoding="utf-8")))
-
-
-def job_counts(engine: sa.Engine) -> dict[str, int]:
-    table = JobRecord.__table__
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(table.c.state, sa.func.count()).group_by(table.c.state)).all()
-    return {str(state): int(n) for state, n in rows}
 
 
 def check_rows(gateway: Gateway) -> list[CheckRow]:

@@ -330,3 +330,16 @@ def test_list_filters_on_top_level_params(js):
     # A value that only looks like SQL or JSON is compared as a plain string.
     assert ids(params_match={"pacs_patient_id": "P1' OR '1'='1"}) == set()
     assert ids(params_match={}) == ids()
+
+
+def test_counts_cover_every_state(js):
+    assert set(js.counts().values()) == {0} and set(js.counts()) == set(JobState)
+    js.submit("fetch", {"patient": "P1"})
+    js.submit("fetch", {"patient": "P2"})
+    claimed = js.claim("w1", ["fetch"], LEASE)
+    js.succeed(claimed.id, "w1")
+
+    counts = js.counts()
+
+    assert counts[JobState.QUEUED] == 1 and counts[JobState.SUCCEEDED] == 1
+    assert sum(counts.values()) == 2
