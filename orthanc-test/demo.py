@@ -58,7 +58,8 @@ def main() -> int:
         with serve(config, http_port) as api:
             code = fetch(api, key, args.patient_id)
             if args.keep_running and code == 0:
-                say(f"Gateway API: {api}/docs (key: {key}). Ctrl-C stops everything.")
+                say(f"Gateway API: {api}/docs, pages: {api}/ui/ (key: {key}).")
+                say("Ctrl-C stops everything.")
                 with contextlib.suppress(KeyboardInterrupt):
                     threading.Event().wait()
     return code
@@ -72,6 +73,7 @@ def fetch(api: str, key: str, patient_id: str) -> int:
         answer.raise_for_status()
         location = answer.headers["Location"]
         say(f"Job accepted: {location}")
+        say(f"The clinician's page: {api}/ui/jobs/{answer.json()['id']} (log in with the key)")
         etag, last = "", ""
         while True:
             poll = client.get(location, headers={"If-None-Match": etag} if etag else {})
