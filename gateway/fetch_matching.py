@@ -12,7 +12,10 @@ Every study found is put to the matcher with the patient attributes the PACS ans
 - anything else (the id rule contradicted by the demographics, ambiguous, or only similar
   demographics, even an automatic demographic match): the review queue, not fetched. A study
   found under an id that is not linked or ruled to this patient is never fetched until a
-  person confirms whose it is; its item says so (`ReviewReason.FOUND_BY_NAME`).
+  person confirms whose it is; its item says so (`ReviewReason.FOUND_BY_NAME`). Nor is a
+  study found under a linked id but from another issuer of patient ids than the link's: the
+  link does not apply to it, so only the demographics could vouch for it
+  (`ReviewReason.ISSUER_DIFFERS`).
 The review queue keeps one open item per study, so running the same fetch again adds nothing;
 a study a person resolved has its link by then and is fetched like any linked one, and a study
 a person dismissed stays dismissed: neither fetched nor counted as awaiting review.
@@ -193,7 +196,7 @@ class FetchMatching:
                 plan.elsewhere += 1
             else:
                 origin = ReviewOrigin.FETCH if entry.by_id else ReviewOrigin.NAME_QUERY
-                queued = decision if entry.by_id else found_by_name(decision)
+                queued = found_by_id(decision) if entry.by_id else found_by_name(decision)
                 item, created = self._queue(origin, pacs_name, entry.study, queued, job_id)
                 if item.state is ReviewState.DISMISSED:
                     plan.dismissed += 1
@@ -247,6 +250,20 @@ def found_by_name(decision: MatchDecision) -> MatchDecision:
     proposal here: its candidates stay, its link is dropped."""
     why = (ReviewReason.FOUND_BY_NAME, *decision.review_reasons)
     reasons = (review_sentence(ReviewReason.FOUND_BY_NAME), *decision.reasons)
+    return MatchDecision.review(decision.pacs_patient_id, why, reasons, decision.candidates)
+
+
+def found_by_id(decision: MatchDecision) -> MatchDecision:
+    """The review decision for a study found under a linked or id-rule id that is not firmly
+    this patient's. A review decision of the matcher stands (its reasons say why). An
+    automatic demographic match becomes a review with ISSUER_DIFFERS: found by id, the study
+    still escaped the link and the id rule, which happens when its issuer of patient ids is
+    not the link's, and demographics alone never file a study found this way. Its candidates
+    stay, its link is dropped."""
+    if decision.needs_review:
+        return decision
+    why = (ReviewReason.ISSUER_DIFFERS,)
+    reasons = (review_sentence(ReviewReason.ISSUER_DIFFERS), *decision.reasons)
     return MatchDecision.review(decision.pacs_patient_id, why, reasons, decision.candidates)
 
 

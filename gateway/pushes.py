@@ -12,6 +12,11 @@ Received files are never deleted here: a study nobody could match stays in the s
 the queue until staff resolve it (`attach`) or dismiss it. A study staff dismissed before stays
 dismissed when it is pushed (again): its files are kept, the dismissed item stays its record,
 and no new item asks staff twice. Logs carry uids and AE titles only.
+
+Matching works from memory, so a crash between a push landing and its matching would leave
+files nobody sees: `gateway.push_recovery` finds such study folders when the gateway starts and
+hands them to `recover`, the same matching as a push. Who sent them is kept on disk meanwhile
+(`SenderMarks`: one small file per pushed study, written when its first instance lands).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -34,7 +40,7 @@ from gateway.review import ReviewItem, ReviewOrigin, ReviewState
 from gateway.settings import Settings
 from gateway.study_index import IndexedStudy, StudyIndex
 from pacs.models import Instance, PacsPatient, PersonName, Study
-from pacs.scp import AssociationReceipt
+from pacs.scp import AssociationReceipt, StorageSCP
 from pacs.store import StoredInstance, StudyStore
 
 log = logging.getLogger(__name__)
@@ -55,6 +61,87 @@ _PATIENT_TAGS = [
 _INSTANCE_TAGS = ["InstanceNumber", "Modality", "SOPClassUID"]
 NO_R4_REASON = "no R4 database is configured here, so no R4 patient could be proposed"
 R4_UNREADABLE_REASON = "the R4 database could not be read when the study arrived"
+# The PACS name of a study found unmatched at start whose sender was not recorded.
+UNKNOWN_SENDER = "unknown (found at start)"
+SENDER_MARKS_DIR = "push-senders"
+
+
+@dataclass(frozen=True)
+class FoundStudy:
+    """A study folder found at start that was received but never matched (`push_recovery`)."""
+
+    study_uid: str
+
+
+class SenderMarks:
+    """The calling AE title of each pushed study not matched yet: `<directory>/<StudyUID>`.
+
+    Written when the first unsolicited instance of a study lands (one small file per study and
+    process, not per instance: later instances cost a set look-up), removed once the study is
+    matched. A crash in between leaves it, so the study found at the next start is filed under
+    its sender. A mark that cannot be written is logged and skipped: receiving goes on, and
+    the study is then found under UNKNOWN_SENDER. The first sender of a study wins.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._marked: set[str] = set()
+        self._lock = threading.Lock()
+
+    def mark(self, study_uid: str, calling_ae_title: str) -> None:
+        with self._lock:
+            if study_uid in self._marked:
+                return
+            self._marked.add(study_uid)
+        # The uid was checked by the store before the instance was filed: a safe file name.
+        path = self.directory / study_uid
+        try:
+            try:
+                handle = path.open("xb")
+            except FileNotFoundError:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                handle = path.open("xb")
+            with handle:
+                handle.write(calling_ae_title.encode("ascii", "replace"))
+        except FileExistsError:
+            pass  # an earlier push of the study, not matched yet: its sender stays
+        except OSError as exc:
+            log.warning("pushed study %s: its sender could not be noted (%s)", study_uid, exc)
+
+    def sender(self, study_uid: str) -> str | None:
+        try:
+            text = (self.directory / study_uid).read_bytes().decode("ascii", "replace").strip()
+        except OSError:
+            return None
+        return text or None
+
+    def clear(self, study_uid: str) -> None:
+        with self._lock:
+            self._marked.discard(study_uid)
+        try:
+            (self.directory / study_uid).unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning(
+                "pushed study %s: its sender note could not be removed (%s)", study_uid, exc
+            )
+
+    def keep_only(self, study_uids: Iterable[str]) -> int:
+        """Remove the marks of every other study (matched, or cut off and found since);
+        returns how many were removed."""
+        keep = set(study_uids)
+        removed = 0
+        try:
+            names = [p.name for p in self.directory.iterdir()]
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            log.warning("the notes of pushed studies' senders could not be listed (%s)", exc)
+            return 0
+        for name in names:
+            if name not in keep:
+                self.clear(name)
+                removed += 1
+        return removed
 
 
 class PushedStudies:
@@ -73,7 +160,9 @@ class PushedStudies:
         self.index = index
         self.directory = directory
         self.review = review
-        self._queue: queue.Queue[AssociationReceipt | None] = queue.Queue()
+        self.marks = SenderMarks(settings.data_dir / SENDER_MARKS_DIR)
+        self._expected: Callable[[str], bool] = lambda study_uid: False
+        self._queue: queue.Queue[AssociationReceipt | FoundStudy | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._idle = threading.Condition()
         self._pending = 0
@@ -97,6 +186,18 @@ class PushedStudies:
             log.warning("pushed studies: %d receipts not handled before stopping", self._pending)
         self._thread = None
 
+    def listen(self, scp: StorageSCP) -> None:
+        """Subscribe to `scp`: receipts to match, instances to note the sender of."""
+        self._expected = scp.is_expected
+        scp.add_listener(self.landed)
+        scp.add_receipt_listener(self.received)
+
+    def landed(self, stored: StoredInstance) -> None:
+        """`StorageSCP` instance listener (the association's thread): note who pushed a study
+        before its association ends, for `push_recovery` should the process die first."""
+        if not self._expected(stored.study_uid):
+            self.marks.mark(stored.study_uid, stored.calling_ae_title)
+
     def received(self, receipt: AssociationReceipt) -> None:
         """`StorageSCP` receipt listener: runs on the association's thread, so only queues."""
         if not receipt.unsolicited:
@@ -105,6 +206,14 @@ class PushedStudies:
             self._pending += 1
         self._queue.put(receipt)
 
+    def recover(self, study_uids: Iterable[str]) -> None:
+        """Queue studies found in the store but never matched (`push_recovery`) for the same
+        matching as a push."""
+        for study_uid in study_uids:
+            with self._idle:
+                self._pending += 1
+            self._queue.put(FoundStudy(study_uid))
+
     def wait_idle(self, timeout: float) -> bool:
         """True once every receipt queued so far is handled (tests, orderly shutdown)."""
         with self._idle:
@@ -112,15 +221,21 @@ class PushedStudies:
 
     def _work(self) -> None:
         while True:
-            receipt = self._queue.get()
-            if receipt is None:
+            work = self._queue.get()
+            if work is None:
                 return
             try:
-                self.handle(receipt)
+                if isinstance(work, FoundStudy):
+                    self.handle_found(work)
+                else:
+                    self.handle(work)
             except Exception:
                 log.exception(
-                    "pushed studies from %s could not be matched; their files stay in the store",
-                    receipt.calling_ae_title,
+                    "pushed studies %s could not be matched; their files stay in the store "
+                    "and are looked at again at the next start",
+                    f"from {work.calling_ae_title}"
+                    if isinstance(work, AssociationReceipt)
+                    else f"found at start ({work.study_uid})",
                 )
             finally:
                 with self._idle:
@@ -135,7 +250,28 @@ class PushedStudies:
         for stored in receipt.unsolicited:
             by_study.setdefault(stored.study_uid, []).append(stored)
         for study_uid, instances in by_study.items():
-            self._handle_study(pacs_name, study_uid, instances)
+            self._handle_study(pacs_name, study_uid, instances[0].path)
+            self.marks.clear(study_uid)
+
+    def handle_found(self, found: FoundStudy) -> None:
+        """Match a study found unmatched at start, as if its sender had just pushed it."""
+        study_uid = found.study_uid
+        if self.index.study(study_uid) is not None:
+            # Indexed since the start's look (a fetch job resumed): nothing is left to match.
+            log.info("study %s found at start has been indexed since; left alone", study_uid)
+            self.marks.clear(study_uid)
+            return
+        first = next(self.store.study_dir(study_uid).glob("*/*.dcm"), None)
+        if first is None:
+            log.info(
+                "study folder %s found at start holds no instance: nothing to match", study_uid
+            )
+            self.marks.clear(study_uid)
+            return
+        sender = self.marks.sender(study_uid)
+        pacs_name = self.pacs_name_for(sender) if sender else UNKNOWN_SENDER
+        self._handle_study(pacs_name, study_uid, first)
+        self.marks.clear(study_uid)
 
     def pacs_name_for(self, calling_ae_title: str) -> str:
         """The configured PACS whose AE title sent it, else the calling AE title itself."""
@@ -144,10 +280,10 @@ class PushedStudies:
                 return entry.name
         return calling_ae_title
 
-    def _handle_study(
-        self, pacs_name: str, study_uid: str, instances: list[StoredInstance]
-    ) -> None:
-        header = _header(instances[0].path, _PATIENT_TAGS)
+    def _handle_study(self, pacs_name: str, study_uid: str, header_path: Path) -> None:
+        """Match one study from the header of one of its stored files, then index it or
+        queue it for review."""
+        header = _header(header_path, _PATIENT_TAGS)
         patient = _patient(header)
         study = Study(
             study_uid=study_uid,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from gateway.fetch_request import FetchRequest
 from gateway.models import idempotency_key
 from gateway.patient_directory import PatientDirectory
 from gateway.practice import PracticeSide, id_rule
+from gateway.push_recovery import recover_unmatched_pushes
 from gateway.pushes import PushedStudies
 from gateway.review import AuditLog, PatientLinks, ReviewItem, ReviewQueue
 from gateway.review import actions as review_actions
@@ -25,6 +27,9 @@ from gateway.settings import Settings
 from gateway.study_index import IndexedStudy, StudyIndex
 from pacs.echo import echo
 from pacs.errors import PacsError
+
+# Readiness C-ECHOes each PACS in a thread of its own, up to this many at once.
+READINESS_ECHOES = 8
 
 
 class UnknownPacs(LookupError):
@@ -91,12 +96,14 @@ class Gateway:
         self.pushes = PushedStudies(
             settings, self.node.store, self.index, self.patients, self.review
         )
-        self.node.scp.add_receipt_listener(self.pushes.received)
+        self.pushes.listen(self.node.scp)
         self.pool: jobs.WorkerPool | None = None
         self._workers = settings.workers
 
     def start(self, *, workers: int | None = None) -> None:
         self.pushes.start()
+        # Pushes a crash kept from being matched: found before the SCP takes new ones.
+        recover_unmatched_pushes(self.pushes, self.jobs)
         self.node.start()
         self._workers = self.settings.workers if workers is None else workers
         self.resume()
@@ -185,9 +192,17 @@ class Gateway:
         return self.pushes.attach(item)
 
     def readiness(self) -> Readiness:
+        """Database, storage, then each PACS in settings order. The C-ECHOes run side by
+        side (at most READINESS_ECHOES at once): PACS that are down cost about one timeout
+        together, not one each, on /ready and the dashboard."""
         checks = {"database": self._check_database(), "storage": self._check_storage()}
-        for entry in self.settings.pacs:
-            checks[f"pacs:{entry.name}"] = self._check_pacs(entry.name)
+        names = [entry.name for entry in self.settings.pacs]
+        if names:
+            with ThreadPoolExecutor(
+                max_workers=min(len(names), READINESS_ECHOES), thread_name_prefix="ready-echo"
+            ) as pool:
+                for name, check in zip(names, pool.map(self._check_pacs, names), strict=True):
+                    checks[f"pacs:{name}"] = check
         return Readiness(checks)
 
     def _pacs_name(self, name: str | None) -> str:

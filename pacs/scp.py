@@ -141,6 +141,11 @@ class StorageSCP:
                 else:
                     del self._expected[study_uid]
 
+    def is_expected(self, study_uid: str) -> bool:
+        """Whether a retrieve of this process is waiting for `study_uid` now (`expecting`)."""
+        with self._lock:
+            return study_uid in self._expected
+
     def _on_c_store(self, event: Event) -> int:
         assoc = event.assoc
 

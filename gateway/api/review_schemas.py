@@ -141,7 +141,9 @@ class ReviewItemOut(BaseModel):
     id: int = Field(description="The review item's id.")
     state: ReviewState = Field(description="open, resolved or dismissed.")
     origin: ReviewOrigin = Field(
-        description="fetch (an id-rule hit contradicted by the demographics), name_query "
+        description="fetch (found under the patient's id-rule or linked id, which did not "
+        "settle it: the demographics contradict the id rule, or the study is from another "
+        "issuer of patient ids), name_query "
         "(found by name and birth date under an unlinked id) or push (sent to the gateway "
         "unasked; the files are already here)."
     )
@@ -155,7 +157,9 @@ class ReviewItemOut(BaseModel):
     why: list[str] = Field(
         description="Why it needs a person, as codes: no_candidate, below_threshold, "
         "several_above_threshold, margin_too_small, possible_twin, possible_namesake, "
-        "found_by_name (found by name and birth date under an unlinked PACS id), ..."
+        "found_by_name (found by name and birth date under an unlinked PACS id), "
+        "issuer_differs (found under a linked PACS id, but from another issuer of patient "
+        "ids), ... Never empty."
     )
     reasons: list[str] = Field(description="The same, as sentences for people.")
     candidates: list[CandidateOut] = Field(description="R4 patients proposed, best first.")

@@ -47,6 +47,10 @@ class ReviewReason(StrEnum):
     # Set by the fetch, not the matcher: a name + birth date query found the study under a
     # PACS id that no link or id rule ties to the patient, so even a clear score is not enough.
     FOUND_BY_NAME = "found_by_name"
+    # Set by the fetch, not the matcher: a query by a PACS id linked to the patient answered a
+    # study whose issuer of patient ids is not the link's, so the link did not apply and only
+    # the demographics spoke for it: a person confirms, even for a clear score.
+    ISSUER_DIFFERS = "issuer_differs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,14 @@ class MatchDecision:
     review_reasons: tuple[ReviewReason, ...] = ()
     candidates: tuple[Candidate, ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        # A review item must say why it needs a person (ReviewQueue.add refuses one that
+        # does not); an automatic link must say to whom.
+        if self.kind is DecisionKind.NEEDS_REVIEW and not self.review_reasons:
+            raise ValueError("a review decision needs at least one review reason")
+        if self.kind is DecisionKind.AUTO_LINKED and self.r4_patient_id is None:
+            raise ValueError("an automatic link needs the R4 patient it links to")
+
     @property
     def auto_linked(self) -> bool:
         return self.kind is DecisionKind.AUTO_LINKED
@@ -124,8 +136,6 @@ class MatchDecision:
         reasons: tuple[str, ...],
         candidates: tuple[Candidate, ...],
     ) -> MatchDecision:
-        if not why:
-            raise ValueError("a review decision needs at least one review reason")
         return cls(
             kind=DecisionKind.NEEDS_REVIEW,
             pacs_patient_id=pacs_patient_id,

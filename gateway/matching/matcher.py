@@ -47,6 +47,10 @@ _REVIEW_SENTENCES = {
         "found by name and birth date under a PACS id not linked to this patient; a person"
         " must confirm"
     ),
+    ReviewReason.ISSUER_DIFFERS: (
+        "found under a PACS id linked to this patient, but from another issuer of patient ids;"
+        " a person must confirm"
+    ),
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.matching import Candidate, LinkRule, MatchDecision
+from gateway.matching import Candidate, MatchDecision
 from gateway.models import review_item
 from gateway.review.errors import (
     ReviewAlreadyQueued,
@@ -50,18 +50,24 @@ class ReviewQueue:
     ) -> tuple[ReviewItem, bool]:
         """Queue `study` for review; while an item for the same (pacs_name, study_uid) is open,
         that item is returned instead, with False. So is a dismissed one: staff rejected the
-        study, and finding or receiving it again does not ask them twice. Only a decision
-        made by an explicit link (staff linked the PACS patient since) is not held back.
+        study, and finding or receiving it again does not ask them twice (once staff link its
+        PACS patient, fetches and pushes assign it without the queue).
 
+        `decision` must be a review decision: an item always says why it needs a person
+        (ValueError for a decision without review reasons, such as an automatic link).
         `details[r4_id]` is what staff see of each candidate (PatientDirectory.display)."""
+        if not decision.needs_review or not decision.review_reasons:
+            raise ValueError(
+                "only a review decision with its reasons can be queued; an automatic link, "
+                "or a decision that does not say why a person must decide, cannot"
+            )
         key = _open_key(pacs_name, study.study_uid)
         existing = self._open_by_key(key)
         if existing is not None:
             return existing, False
-        if not _linked(decision):
-            dismissed = self._dismissed(pacs_name, study.study_uid)
-            if dismissed is not None:
-                return dismissed, False
+        dismissed = self._dismissed(pacs_name, study.study_uid)
+        if dismissed is not None:
+            return dismissed, False
         values = {
             "state": ReviewState.OPEN.value,
             "origin": ReviewOrigin(origin).value,
@@ -331,11 +337,6 @@ def _same_pacs(pacs_name: str | None) -> sa.ColumnElement[bool]:
     if not pacs_name:
         return sa.or_(review_item.c.pacs_name.is_(None), review_item.c.pacs_name == "")
     return review_item.c.pacs_name == pacs_name
-
-
-def _linked(decision: MatchDecision) -> bool:
-    """Whether an explicit link (made after any dismissal) decided this study."""
-    return decision.auto_linked and decision.rule is LinkRule.EXPLICIT_LINK
 
 
 def _closed(item: ReviewItem) -> ReviewClosed:

@@ -14,7 +14,8 @@ from typing import Any
 class ReviewOrigin(StrEnum):
     """How a study came to need a person's decision."""
 
-    # An id-rule hit during a fetch that the demographics contradict.
+    # Found during a fetch under the patient's id-rule or linked id, which did not settle it:
+    # the demographics contradict the id rule, or the study is from another issuer of ids.
     FETCH = "fetch"
     # Found by name + birth date under a PACS id not linked to the patient.
     NAME_QUERY = "name_query"

@@ -1,5 +1,6 @@
 """Staff pages: the review queue (resolve by linking to an R4 patient, or dismiss with a
-reason), one item with its outcome and history, and the audit trail."""
+reason, and reopen a dismissed item), one item with its outcome and history, and the audit
+trail."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from gateway.review import (
     AuditEvent,
     LinkConflict,
     R4Unavailable,
+    ReviewAlreadyQueued,
     ReviewClosed,
     ReviewError,
     ReviewItem,
+    ReviewNotDismissed,
     ReviewNotFound,
     ReviewState,
     UnknownR4Patient,
@@ -37,11 +40,15 @@ MAX_OFFSET = 1_000_000
 DISMISS_REASON_MAX = 500
 SEARCH_MAX = 100
 SEARCH_LIMIT = 20
+# The other items a resolve closed, named on the item's page after it: at most this many.
+SIBLINGS_SHOWN = 50
 _ITEM_ID = re.compile(r"^[0-9]{1,12}$")
 _NO_SUCH_ITEM = "No review item has this address; it may have been mistyped."
 _STATUS = {
     ReviewNotFound: 404,
     ReviewClosed: 409,
+    ReviewNotDismissed: 409,
+    ReviewAlreadyQueued: 409,
     LinkConflict: 409,
     UnknownR4Patient: 422,
     R4Unavailable: 503,
@@ -95,7 +102,20 @@ def review_queue(
 def review_item(request: Request, item_id: str, user: Reviewer) -> Response:
     gateway = _gateway(request)
     item = _item(gateway, item_id)
-    return _item_page(request, user, gateway, item, notice=request.session.pop("notice", ""))
+    resolved_with = request.session.pop("resolved_siblings", None)
+    siblings: list[ReviewItem] = []
+    if isinstance(resolved_with, dict) and resolved_with.get("item") == item.id:
+        found = (gateway.review.get(int(i)) for i in resolved_with.get("ids") or ())
+        siblings = [s for s in found if s is not None]
+    return _item_page(
+        request,
+        user,
+        gateway,
+        item,
+        notice=request.session.pop("notice", ""),
+        siblings=siblings,
+        more_siblings=int(resolved_with.get("more", 0)) if siblings else 0,
+    )
 
 
 @router.post("/review/{item_id}/resolve", response_class=HTMLResponse)
@@ -119,6 +139,13 @@ async def resolve(request: Request, item_id: str, user: Reviewer, form: Form) ->
     except ReviewError as exc:
         return await _refused(request, user, gateway, item_id, exc)
     request.session["notice"] = _resolved_notice(item)
+    if item.resolved_siblings:
+        # Not stored with the item (its audit events are): shown once, on the page below.
+        request.session["resolved_siblings"] = {
+            "item": item.id,
+            "ids": list(item.resolved_siblings[:SIBLINGS_SHOWN]),
+            "more": max(len(item.resolved_siblings) - SIBLINGS_SHOWN, 0),
+        }
     return RedirectResponse(f"{PAGES}/review/{item.id}", status_code=303, headers=NO_STORE)
 
 
@@ -145,6 +172,22 @@ async def dismiss(request: Request, item_id: str, user: Reviewer, form: Form) ->
         return await _refused(request, user, gateway, item_id, exc)
     request.session["notice"] = (
         "Dismissed. The study is not fetched; the reason is in the audit trail."
+    )
+    return RedirectResponse(f"{PAGES}/review/{item.id}", status_code=303, headers=NO_STORE)
+
+
+@router.post("/review/{item_id}/reopen", response_class=HTMLResponse)
+async def reopen(request: Request, item_id: str, user: Reviewer, form: Form) -> Response:
+    """Take a dismissal back: the item is open again, to be decided anew (audited)."""
+    gateway = _gateway(request)
+    number = _number(item_id)
+    try:
+        item = await run_in_threadpool(gateway.reopen_review, number, user.name)
+    except ReviewError as exc:
+        return await _refused(request, user, gateway, item_id, exc)
+    request.session["notice"] = (
+        "Reopened: the item is back in the queue, to be resolved or dismissed anew; "
+        "the reopening is in the audit trail."
     )
     return RedirectResponse(f"{PAGES}/review/{item.id}", status_code=303, headers=NO_STORE)
 
@@ -223,6 +266,9 @@ def _item_page(
     reason: str = "",
     search: str | None = None,
     found: list[tuple[int, dict[str, str | None]]] | None = None,
+    siblings: list[ReviewItem] | None = None,
+    more_siblings: int = 0,
+    holder_id: int | None = None,
 ) -> Response:
     events = gateway.audit.list(subject=f"review:{item.id}", limit=AUDIT_PAGE_SIZE)
     return page(
@@ -237,6 +283,9 @@ def _item_page(
             "reason": reason,
             "search": search,
             "found": found or [],
+            "siblings": siblings or [],
+            "more_siblings": more_siblings,
+            "holder_id": holder_id,
             "history": [audit_row(e) for e in events],
         },
         status=status,
@@ -250,15 +299,27 @@ async def _refused(
     people, without patient data)."""
     item = await run_in_threadpool(_item, gateway, item_id)
     status = _STATUS.get(type(exc), 422)
-    return _item_page(request, user, gateway, item, error=str(exc), status=status)
+    holder = exc.open_item_id if isinstance(exc, ReviewAlreadyQueued) else None
+    return _item_page(request, user, gateway, item, error=str(exc), status=status, holder_id=holder)
 
 
 def _resolved_notice(item: ReviewItem) -> str:
     if item.follow_up_job_id:
-        return "Resolved: the link is remembered and the study is being fetched."
-    if item.origin.value == "push":
-        return "Resolved: the link is remembered and the study is attached to the patient."
-    return "Resolved: the link is remembered. No fetch could be queued for the study; see the log."
+        text = "Resolved: the link is remembered and the study is being fetched."
+    elif item.origin.value == "push":
+        text = "Resolved: the link is remembered and the study is attached to the patient."
+    else:
+        text = (
+            "Resolved: the link is remembered. No fetch could be queued for the study; see the log."
+        )
+    count = len(item.resolved_siblings)
+    if count == 1:
+        text += " 1 other item of the same PACS patient was resolved with it (listed below)."
+    elif count:
+        text += (
+            f" {count} other items of the same PACS patient were resolved with it (listed below)."
+        )
+    return text
 
 
 def _number(item_id: str) -> int:

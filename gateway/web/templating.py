@@ -64,7 +64,7 @@ def pn_parts(text: object) -> tuple[str, str]:
 
 
 _ORIGINS = {
-    "fetch": "found during a fetch; the demographics contradict the id",
+    "fetch": "found during a fetch under an id of the patient that did not settle whose it is",
     "name_query": "found by name and birth date under another id",
     "push": "sent to the gateway unasked",
 }

@@ -161,3 +161,42 @@ def test_a_resolved_study_is_fetched_by_the_next_fetch_not_queued(gateway, plan,
     assert _uids(again.fetch) == [own.study_uid, outside.study_uid]
     assert again.in_review == 0
     assert gateway.review.count(None) == 1
+
+
+def test_a_study_under_a_linked_id_from_another_issuer_says_why_it_waits(
+    gateway, plan, own, outside
+):
+    # Staff linked the outside id as another issuer of patient ids gave it; the PACS files
+    # the study under the same id from NORTHSIDE-RADIOLOGY. The link does not apply, and the
+    # demographics alone would link the study to 1003.
+    gateway.links.link(outside.patient_id, "SOUTHSIDE-CLINIC", DUBOIS, actor="test", source="api")
+    assert gateway.patients.matcher().match(outside.patient()).auto_linked
+
+    found = plan(own, outside)
+
+    assert _uids(found.fetch) == [own.study_uid] and found.in_review == 1
+    (item,) = gateway.review.list()
+    assert item.origin is ReviewOrigin.FETCH and item.study_uid == outside.study_uid
+    assert item.why == (ReviewReason.ISSUER_DIFFERS.value,)
+    assert item.reasons[0] == review_sentence(ReviewReason.ISSUER_DIFFERS)
+    assert item.reasons[0] == (
+        "found under a PACS id linked to this patient, but from another issuer of patient "
+        "ids; a person must confirm"
+    )
+    assert [c.r4_patient_id for c in item.candidates] == [DUBOIS]
+
+
+def test_every_queued_item_says_why_it_needs_a_person(gateway, plan, own, outside):
+    gateway.links.link(outside.patient_id, "SOUTHSIDE-CLINIC", DUBOIS, actor="test", source="api")
+    doubtful = replace(outside, study_uid="1.2.826.0.1.3680043.8.498.12", sex="F")
+    by_name = replace(
+        outside, patient_id="EXT-99", study_uid="1.2.826.0.1.3680043.8.498.13", issuer=""
+    )
+
+    plan(own, outside, doubtful, by_name)
+
+    items = gateway.review.list()
+    assert len(items) == 3
+    assert all(item.why and len(item.reasons) >= len(item.why) for item in items)
+    known = {r.value for r in ReviewReason}
+    assert all(set(item.why) <= known for item in items)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
+from gateway.matching import DecisionKind, MatchDecision
 from gateway.review import ReviewOrigin, ReviewState
 
 
@@ -85,25 +88,36 @@ def test_a_dismissal_holds_only_for_its_study_on_its_pacs(gateway, queue_study):
     assert gateway.review.count(ReviewState.OPEN) == 2
 
 
-def test_a_study_decided_by_a_link_made_since_the_dismissal_is_not_held_back(
-    gateway, queue_study, twin, pacs_name
+@pytest.mark.parametrize("dismissed_before", [False, True])
+def test_a_decision_that_does_not_say_why_cannot_be_queued(
+    gateway, queue_study, twin, pacs_name, dismissed_before
 ):
-    first, _ = queue_study()
-    gateway.dismiss_review(first.id, "not ours", "test-staff")
+    if dismissed_before:
+        first, _ = queue_study()
+        gateway.dismiss_review(first.id, "not ours", "test-staff")
     gateway.links.link(twin.patient_id, twin.issuer, 1005, actor="test-staff", source="api")
     linked = gateway.patients.matcher().match(twin.patient())
-    assert linked.auto_linked  # what fetches and pushes act on; a caller that queues it anyway:
+    assert linked.auto_linked and linked.review_reasons == ()
+    stored = gateway.review.list(state=None)
 
-    again, created = gateway.review.add(
-        origin=ReviewOrigin.FETCH,
-        pacs_name=pacs_name,
-        patient=twin.patient(),
-        study=twin.study(),
-        decision=linked,
-        details={},
-    )
+    # An automatic link is acted on (fetched, attached), never queued: an item without a
+    # reason would leave staff guessing why it waits.
+    with pytest.raises(ValueError, match="review decision with its reasons"):
+        gateway.review.add(
+            origin=ReviewOrigin.FETCH,
+            pacs_name=pacs_name,
+            patient=twin.patient(),
+            study=twin.study(),
+            decision=linked,
+            details={},
+        )
 
-    assert created and again.is_open and again.id != first.id
+    assert gateway.review.list(state=None) == stored
+    # Nor can a review decision be made without a reason to begin with.
+    with pytest.raises(ValueError, match="at least one review reason"):
+        MatchDecision(kind=DecisionKind.NEEDS_REVIEW, pacs_patient_id=twin.patient_id)
+    with pytest.raises(ValueError, match="at least one review reason"):
+        MatchDecision.review(twin.patient_id, (), ("a sentence without a code",), ())
 
 
 def test_open_items_list_oldest_first_closed_ones_newest_first(gateway, queue_study):

@@ -57,22 +57,16 @@ def test_only_a_dismissed_item_can_be_reopened(
 
 
 def test_reopen_is_refused_while_another_open_item_holds_the_study(
-    client, auth, gateway, queue_study, twin, pacs_name, assert_problem
+    client, auth, gateway, queue_study, assert_problem, monkeypatch
 ):
     item, _ = queue_study()
     gateway.dismiss_review(item.id, "not ours", "test-staff")
-    # A link made since lets the study be queued again (here: a caller that queues a
-    # link's decision); the dismissed item may not open beside it.
-    gateway.links.link(twin.patient_id, twin.issuer, 1005, actor="test-staff", source="api")
-    holder, created = gateway.review.add(
-        origin=ReviewOrigin.FETCH,
-        pacs_name=pacs_name,
-        patient=twin.patient(),
-        study=twin.study(),
-        decision=gateway.patients.matcher().match(twin.patient()),
-        details={},
-    )
-    assert created
+    # An item queued for the same study while the dismissal did not hold (as before
+    # dismissals held); the dismissed item may not open beside it.
+    with monkeypatch.context() as patched:
+        patched.setattr(gateway.review, "_dismissed", lambda pacs_name, study_uid: None)
+        holder, created = queue_study(origin=ReviewOrigin.FETCH)
+    assert created and holder.is_open and holder.id != item.id
 
     answer = _reopen(client, auth, item.id)
 

@@ -1,0 +1,94 @@
+"""Readiness asks every PACS at once: with several PACS down, /ready (and the dashboard, which
+shows the same checks) answers after about one PACS timeout, not one per PACS."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.api.app import create_app
+from gateway.service import Gateway
+from gateway.settings import PacsSettings, Settings
+
+# A PACS that takes connections and never answers waits out the whole association timeout.
+ACSE_TIMEOUT = 2.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def silent_ports() -> Iterator[list[int]]:
+    """Two listening sockets that never accept: the kernel completes the TCP handshake, then
+    nothing answers the association request (a deterministic slow PACS)."""
+    sockets = []
+    for _ in range(2):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        sockets.append(s)
+    yield [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+
+
+@pytest.fixture
+def slow_gateway(tmp_path, silent_ports) -> Gateway:
+    pacs = [
+        PacsSettings(
+            name=name,
+            ae_title="NOBODY",
+            host="127.0.0.1",
+            port=port,
+            connect_timeout=1.0,
+            acse_timeout=ACSE_TIMEOUT,
+        )
+        for name, port in zip(("first-pacs", "second-pacs"), silent_ports, strict=True)
+    ]
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        dicom_port=free_port(),
+        dicom_bind="127.0.0.1",
+        workers=0,
+        pacs=pacs,
+    )
+    return Gateway(settings)
+
+
+def test_two_silent_pacs_cost_one_timeout_not_two(slow_gateway):
+    started = time.perf_counter()
+    readiness = slow_gateway.readiness()
+    elapsed = time.perf_counter() - started
+
+    # In settings order, after the database and storage, each PACS failed on its own.
+    assert list(readiness.checks) == ["database", "storage", "pacs:first-pacs", "pacs:second-pacs"]
+    assert readiness.checks["database"].ok and readiness.checks["storage"].ok
+    for name in ("pacs:first-pacs", "pacs:second-pacs"):
+        check = readiness.checks[name]
+        assert not check.ok and check.latency_ms is None
+        assert "did not complete a DICOM association" in check.detail
+    assert not readiness.ok
+    # Each waited out its timeout; one after the other would take twice as long.
+    assert ACSE_TIMEOUT * 0.9 <= elapsed < ACSE_TIMEOUT * 1.6, elapsed
+
+
+def test_ready_answers_after_one_timeout_with_every_check(slow_gateway):
+    with TestClient(create_app(slow_gateway), raise_server_exceptions=False) as client:
+        _, key = client.app.state.keys.create("probe", "service")
+        started = time.perf_counter()
+        answer = client.get("/ready", headers={"Authorization": f"Bearer {key}"})
+        elapsed = time.perf_counter() - started
+
+    assert answer.status_code == 503
+    body = answer.json()
+    assert body["status"] == "not_ready"
+    assert list(body["checks"]) == ["database", "storage", "pacs:first-pacs", "pacs:second-pacs"]
+    assert [c["ok"] for c in body["checks"].values()] == [True, True, False, False]
+    assert elapsed < ACSE_TIMEOUT * 1.6, elapsed
