@@ -142,6 +142,11 @@ class KeyStore:
             rows = conn.execute(sa.select(api_key).order_by(api_key.c.created_at)).all()
         return [_key(r) for r in rows]
 
+    def get(self, key_id: str) -> ApiKey | None:
+        """The key with this id as the database has it now (not cached: a page session
+        re-checks its key on every request, so a revocation logs it out at once)."""
+        return self._load(key_id)[0]
+
     def authenticate(self, plaintext: str) -> ApiKey | None:
         """The active key `plaintext` is, or None (malformed, unknown, wrong secret, revoked)."""
         parsed = _parse(plaintext)

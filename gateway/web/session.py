@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -26,7 +25,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api.auth import Permission, allowed
 from gateway.keys import ApiKey
-from gateway.models import api_key
 from gateway.settings import Settings
 
 PAGES = "/ui"
@@ -152,7 +150,7 @@ async def current_user(request: Request) -> PageUser:
     key_id = request.session.get("key_id")
     key = None
     if isinstance(key_id, str):
-        key = await run_in_threadpool(load_key, request.app.state.gateway.engine, key_id)
+        key = await run_in_threadpool(request.app.state.keys.get, key_id)
     if key is None or not key.active:
         request.session.clear()
         raise LoginRequired(local_path(_here(request)))
@@ -181,20 +179,6 @@ async def checked_form(request: Request) -> FormData:
             "Reload the page and try again."
         )
     return form
-
-
-def load_key(engine: sa.Engine, key_id: str) -> ApiKey | None:
-    with engine.connect() as conn:
-        row = conn.execute(sa.select(api_key).where(api_key.c.id == key_id)).first()
-    if row is None:
-        return None
-    return ApiKey(
-        id=row.id,
-        name=row.name,
-        role=row.role,
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-    )
 
 
 def _here(request: Request) -> str:
