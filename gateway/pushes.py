@@ -26,7 +26,6 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -39,7 +38,8 @@ from gateway.patient_directory import PatientDirectory
 from gateway.review import ReviewItem, ReviewOrigin, ReviewState
 from gateway.settings import Settings
 from gateway.study_index import IndexedStudy, StudyIndex
-from pacs.models import Instance, PacsPatient, PersonName, Study
+from pacs.attributes import date_value, int_value, patient_of
+from pacs.models import Instance, PacsPatient, Study
 from pacs.scp import AssociationReceipt, StorageSCP
 from pacs.store import StoredInstance, StudyStore
 
@@ -284,11 +284,11 @@ class PushedStudies:
         """Match one study from the header of one of its stored files, then index it or
         queue it for review."""
         header = _header(header_path, _PATIENT_TAGS)
-        patient = _patient(header)
+        patient = patient_of(header)
         study = Study(
             study_uid=study_uid,
             patient=patient,
-            study_date=_date(header.get("StudyDate")),
+            study_date=date_value(header.get("StudyDate")),
             description=str(header.get("StudyDescription", "") or ""),
             accession_number=str(header.get("AccessionNumber", "") or ""),
             modalities=tuple(m for m in [str(header.get("Modality", "") or "")] if m),
@@ -367,7 +367,7 @@ class PushedStudies:
                     series_uid=path.parent.name,
                     sop_instance_uid=sop,
                     sop_class_uid=str(header.get("SOPClassUID", "") or ""),
-                    number=_int(header.get("InstanceNumber")),
+                    number=int_value(header.get("InstanceNumber")),
                 )
             )
             sizes[sop] = path.stat().st_size
@@ -417,44 +417,5 @@ def _header(path: Path, tags: Sequence[str]) -> Dataset:
     return dcmread(path, stop_before_pixels=True, specific_tags=list(tags))
 
 
-def _patient(header: Dataset) -> PacsPatient:
-    return PacsPatient(
-        patient_id=str(header.get("PatientID", "") or ""),
-        name=PersonName.parse(str(header.get("PatientName", "") or "")),
-        birth_date=_date(header.get("PatientBirthDate")),
-        sex=str(header.get("PatientSex", "") or ""),
-        issuer_of_patient_id=str(header.get("IssuerOfPatientID", "") or ""),
-        other_patient_ids=_multi(header.get("OtherPatientIDs")),
-    )
-
-
 def _count_files(store: StudyStore, study_uid: str) -> int:
     return sum(1 for _ in store.study_dir(study_uid).glob("*/*.dcm"))
-
-
-def _date(value: object) -> date | None:
-    text = str(value or "").strip()
-    if len(text) != 8 or not text.isdigit():
-        return None
-    try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
-    except ValueError:
-        return None
-
-
-def _multi(value: object) -> tuple[str, ...]:
-    if value is None or value == "":
-        return ()
-    if isinstance(value, str):
-        return tuple(v for v in value.split("\\") if v)
-    try:
-        return tuple(str(v) for v in value if v)  # type: ignore[union-attr]
-    except TypeError:
-        return (str(value),)
-
-
-def _int(value: object) -> int | None:
-    try:
-        return int(str(value)) if value not in (None, "") else None
-    except ValueError:
-        return None

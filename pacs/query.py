@@ -11,8 +11,9 @@ from pynetdicom.association import Association
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FindModel
 
 from pacs.association import open_association
+from pacs.attributes import date_value, int_value, multi_value, patient_of
 from pacs.errors import AssociationAborted, dimse_failure
-from pacs.models import Instance, PacsPatient, Peer, PersonName, Series, Study, StudyQuery
+from pacs.models import Instance, Peer, Series, Study, StudyQuery
 
 # Ask for UTF-8 answers; pydicom decodes each answer with the charset it declares.
 QUERY_CHARSET = "ISO_IR 192"
@@ -50,7 +51,7 @@ def find_instances(peer: Peer, calling_ae_title: str, study_uid: str) -> list[In
                     series_uid=series.series_uid,
                     sop_instance_uid=str(a.SOPInstanceUID),
                     sop_class_uid=str(a.get("SOPClassUID", "") or ""),
-                    number=_int(a.get("InstanceNumber")),
+                    number=int_value(a.get("InstanceNumber")),
                 )
                 for a in _find(assoc, peer, ds)
                 if a.get("SOPInstanceUID")
@@ -75,8 +76,8 @@ def _series(assoc: Association, peer: Peer, study_uid: str) -> list[Series]:
             series_uid=str(a.SeriesInstanceUID),
             modality=str(a.get("Modality", "") or ""),
             description=str(a.get("SeriesDescription", "") or ""),
-            number=_int(a.get("SeriesNumber")),
-            number_of_instances=_int(a.get("NumberOfSeriesRelatedInstances")),
+            number=int_value(a.get("SeriesNumber")),
+            number_of_instances=int_value(a.get("NumberOfSeriesRelatedInstances")),
         )
         for a in _find(assoc, peer, ds)
         if a.get("SeriesInstanceUID")
@@ -130,23 +131,15 @@ def _study_identifier(query: StudyQuery) -> Dataset:
 
 
 def _study(a: Dataset) -> Study:
-    patient = PacsPatient(
-        patient_id=str(a.get("PatientID", "") or ""),
-        name=PersonName.parse(str(a.get("PatientName", "") or "")),
-        birth_date=_parse_da(a.get("PatientBirthDate")),
-        sex=str(a.get("PatientSex", "") or ""),
-        issuer_of_patient_id=str(a.get("IssuerOfPatientID", "") or ""),
-        other_patient_ids=_multi(a.get("OtherPatientIDs")),
-    )
     return Study(
         study_uid=str(a.StudyInstanceUID),
-        patient=patient,
-        study_date=_parse_da(a.get("StudyDate")),
+        patient=patient_of(a),
+        study_date=date_value(a.get("StudyDate")),
         description=str(a.get("StudyDescription", "") or ""),
         accession_number=str(a.get("AccessionNumber", "") or ""),
-        modalities=_multi(a.get("ModalitiesInStudy")),
-        number_of_instances=_int(a.get("NumberOfStudyRelatedInstances")),
-        number_of_series=_int(a.get("NumberOfStudyRelatedSeries")),
+        modalities=multi_value(a.get("ModalitiesInStudy")),
+        number_of_instances=int_value(a.get("NumberOfStudyRelatedInstances")),
+        number_of_series=int_value(a.get("NumberOfStudyRelatedSeries")),
     )
 
 
@@ -169,31 +162,3 @@ def _range(start: date | None, end: date | None) -> str:
     if not start and not end:
         return ""
     return f"{_da(start)}-{_da(end)}"
-
-
-def _parse_da(value: object) -> date | None:
-    text = str(value or "").strip()
-    if len(text) != 8 or not text.isdigit():
-        return None
-    try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
-    except ValueError:
-        return None
-
-
-def _multi(value: object) -> tuple[str, ...]:
-    if value is None or value == "":
-        return ()
-    if isinstance(value, str):
-        return tuple(v for v in value.split("\\") if v)
-    try:
-        return tuple(str(v) for v in value if v)  # type: ignore[union-attr]
-    except TypeError:
-        return (str(value),)
-
-
-def _int(value: object) -> int | None:
-    try:
-        return int(str(value)) if value not in (None, "") else None
-    except ValueError:
-        return None

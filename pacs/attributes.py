@@ -1,0 +1,51 @@
+"""Reading typed values out of DICOM datasets: C-FIND answers and stored file headers alike."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydicom.dataset import Dataset
+
+from pacs.models import PacsPatient, PersonName
+
+
+def patient_of(ds: Dataset) -> PacsPatient:
+    """The patient attributes a dataset carries (any missing one left empty)."""
+    return PacsPatient(
+        patient_id=str(ds.get("PatientID", "") or ""),
+        name=PersonName.parse(str(ds.get("PatientName", "") or "")),
+        birth_date=date_value(ds.get("PatientBirthDate")),
+        sex=str(ds.get("PatientSex", "") or ""),
+        issuer_of_patient_id=str(ds.get("IssuerOfPatientID", "") or ""),
+        other_patient_ids=multi_value(ds.get("OtherPatientIDs")),
+    )
+
+
+def date_value(value: object) -> date | None:
+    """A DA value as a date; None when absent or not a real date (PACS do send 00000000)."""
+    text = str(value or "").strip()
+    if len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError:
+        return None
+
+
+def multi_value(value: object) -> tuple[str, ...]:
+    """A possibly multi-valued element as a tuple of its non-empty values."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        return tuple(v for v in value.split("\\") if v)
+    try:
+        return tuple(str(v) for v in value if v)  # type: ignore[union-attr]
+    except TypeError:
+        return (str(value),)
+
+
+def int_value(value: object) -> int | None:
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
