@@ -5,49 +5,21 @@ Senders are real: DCMTK's storescu, and pynetdicom for datasets changed in memor
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
 import demo_studies
-from orthanc_server import HOST, wait_until
+from orthanc_server import wait_until
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from pynetdicom import AE, build_context
-from pytest_orthanc import GATEWAY_AET
+from wiring_senders import MODALITY_AET, push, storescu
 
 from gateway.fetch_request import FetchRequest
 from gateway.pushes import NO_R4_REASON
 from gateway.review import ReviewOrigin
 from r4.database import create_r4_engine
 from r4.schema import patients
-
-STORESCU = "/usr/bin/storescu"
-MODALITY_AET = "XRAYROOM2"  # a modality allowed to send besides the PACS
-
-
-def _storescu(files: Sequence[Path], port: int, calling_aet: str) -> None:
-    subprocess.run(
-        [STORESCU, "-aet", calling_aet, "-aec", GATEWAY_AET, HOST, str(port), *map(str, files)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-
-
-def _push(datasets: Sequence[Dataset], port: int, calling_aet: str) -> None:
-    ae = AE(ae_title=calling_aet)
-    contexts = {(str(d.SOPClassUID), str(d.file_meta.TransferSyntaxUID)) for d in datasets}
-    ae.requested_contexts = [build_context(sop, ts) for sop, ts in sorted(contexts)]
-    assoc = ae.associate(HOST, port, ae_title=GATEWAY_AET)
-    assert assoc.is_established
-    try:
-        for ds in datasets:
-            assert assoc.send_c_store(ds).Status == 0x0000
-    finally:
-        assoc.release()
 
 
 def _relabelled(study, patient_id: str, issuer: str) -> list[Dataset]:
@@ -77,7 +49,7 @@ def test_a_pushed_study_that_matches_is_indexed_under_the_sending_pacs(
     gateway = wired_gateway(orthanc_running, r4_url=demo_r4_url)
     study = demo_catalog.study("muller-io-2021")
 
-    _storescu(study.files, gateway_scp_port, orthanc_running.ae_title)
+    storescu(study.files, gateway_scp_port, orthanc_running.ae_title)
 
     assert wait_until(lambda: gateway.index.study(study.study_uid) is not None, 30)
     indexed = gateway.index.study(study.study_uid)
@@ -99,7 +71,7 @@ def test_a_pushed_twin_under_an_unknown_id_is_queued_and_attached_once_resolved(
     datasets = _relabelled(demo_catalog.study("okafor-chidi-px-2024"), "NR-5005", "NORTHSIDE")
     study_uid = str(datasets[0].StudyInstanceUID)
 
-    _push(datasets, gateway_scp_port, MODALITY_AET)
+    push(datasets, gateway_scp_port, MODALITY_AET)
 
     assert wait_until(lambda: gateway.review.count() == 1, 30)
     (item,) = gateway.review.list()
@@ -132,7 +104,7 @@ def test_a_dismissed_study_pushed_again_stays_dismissed_and_its_files_stay(
     )
     datasets = _relabelled(demo_catalog.study("okafor-chidi-px-2024"), "NR-5005", "NORTHSIDE")
     study_uid = str(datasets[0].StudyInstanceUID)
-    _push(datasets, gateway_scp_port, MODALITY_AET)
+    push(datasets, gateway_scp_port, MODALITY_AET)
     assert wait_until(lambda: gateway.review.count() == 1, 30)
     (item,) = gateway.review.list()
     dismissed = gateway.dismiss_review(item.id, "phantom from the service visit", "staff")
@@ -140,7 +112,7 @@ def test_a_dismissed_study_pushed_again_stays_dismissed_and_its_files_stay(
     handle = gateway.pushes.handle
     monkeypatch.setattr(gateway.pushes, "handle", lambda r: handled.append(handle(r)))
 
-    _push(datasets, gateway_scp_port, MODALITY_AET)
+    push(datasets, gateway_scp_port, MODALITY_AET)
 
     assert wait_until(lambda: handled, 30)  # the second push was matched
     assert gateway.review.count() == 0  # staff are not asked twice
@@ -164,7 +136,7 @@ def test_a_pushed_study_whose_demographics_contradict_the_id_rule_is_queued(
     gateway = wired_gateway(orthanc_running, r4_url=demo_r4_url)
     study = demo_catalog.study("lukasiewicz-io-2022")
 
-    _storescu(study.files, gateway_scp_port, orthanc_running.ae_title)
+    storescu(study.files, gateway_scp_port, orthanc_running.ae_title)
 
     assert wait_until(lambda: gateway.review.count() == 1, 30)
     (item,) = gateway.review.list()
@@ -189,7 +161,7 @@ def test_without_r4_a_push_is_kept_and_queued_and_fetched_studies_are_not_pushes
     # A fetch's C-MOVE also arrives on the Storage SCP: asked for, so not a push.
     job, _ = gateway.submit_fetch(FetchRequest(pacs_patient_id=demo_studies.LATIN1_PATIENT_ID))
     assert wait_until(lambda: gateway.jobs.get(job.id).state == "succeeded", 120)
-    _storescu(pushed.files, gateway_scp_port, orthanc_running.ae_title)
+    storescu(pushed.files, gateway_scp_port, orthanc_running.ae_title)
 
     # Receipts are handled in arrival order: once the push is queued, the fetch's were seen.
     assert wait_until(lambda: gateway.review.count() >= 1, 30)

@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
-import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,9 +21,8 @@ from orthanc_server import HOST, wait_until
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from pynetdicom import AE, build_context
-from pytest_orthanc import GATEWAY_AET
 from serve_process import ServeProcess
+from wiring_senders import MODALITY_AET, push, storescu
 
 from gateway.fetch_request import FetchRequest
 from gateway.push_recovery import find_unmatched
@@ -34,8 +32,6 @@ from gateway.service import Gateway
 from gateway.settings import PacsSettings, Settings
 from pacs.store import StudyStore
 
-STORESCU = "/usr/bin/storescu"
-MODALITY_AET = "XRAYROOM2"
 ID_RULE = {"pacs_id_rule_prefix": "R4-"}
 OUTSIDE_ID = demo_studies.SAME_PERSON_IDS[1]
 
@@ -57,28 +53,6 @@ def _r4_locked(r4_url: str) -> Iterator[None]:
         yield
     finally:
         conn.close()  # rolls back: the lock is gone
-
-
-def _storescu(files: Sequence[Path], port: int, calling_aet: str) -> None:
-    subprocess.run(
-        [STORESCU, "-aet", calling_aet, "-aec", GATEWAY_AET, HOST, str(port), *map(str, files)],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-
-
-def _push(datasets: Sequence[Dataset], port: int, calling_aet: str) -> None:
-    ae = AE(ae_title=calling_aet)
-    contexts = {(str(d.SOPClassUID), str(d.file_meta.TransferSyntaxUID)) for d in datasets}
-    ae.requested_contexts = [build_context(sop, ts) for sop, ts in sorted(contexts)]
-    assoc = ae.associate(HOST, port, ae_title=GATEWAY_AET)
-    assert assoc.is_established
-    try:
-        for ds in datasets:
-            assert assoc.send_c_store(ds).Status == 0x0000
-    finally:
-        assoc.release()
 
 
 def _relabelled(study, patient_id: str) -> list[Dataset]:
@@ -127,7 +101,7 @@ def test_a_push_cut_off_by_a_crash_is_matched_at_the_next_start_and_an_interrupt
     first.start()
     with _r4_locked(demo_r4_url):
         # Every file is in the store once storescu returns; matching waits for R4.
-        _storescu(pushed.files, gateway_scp_port, orthanc_running.ae_title)
+        storescu(pushed.files, gateway_scp_port, orthanc_running.ae_title)
         job, _ = submitter.submit_fetch(FetchRequest(pacs_patient_id=OUTSIDE_ID, modalities=["CT"]))
         assert wait_until(
             lambda: submitter.jobs.get(job.id).progress.get("instances_received", 0) >= 40, 60
@@ -203,9 +177,9 @@ def test_indexed_and_reviewed_studies_are_left_alone_and_a_study_without_sender_
     gateway = Gateway(settings)
     gateway.start(workers=0)
     try:
-        _storescu(indexed.files, gateway_scp_port, orthanc_running.ae_title)
-        _push(queued, gateway_scp_port, MODALITY_AET)
-        _push(dismissed, gateway_scp_port, MODALITY_AET)
+        storescu(indexed.files, gateway_scp_port, orthanc_running.ae_title)
+        push(queued, gateway_scp_port, MODALITY_AET)
+        push(dismissed, gateway_scp_port, MODALITY_AET)
         assert wait_until(lambda: gateway.review.count() == 2, 30)
         assert gateway.pushes.wait_idle(10)
         item = next(
