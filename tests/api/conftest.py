@@ -3,12 +3,12 @@ PACS on a closed port; the app driven through TestClient, which runs its lifespa
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from orthanc_server import free_port
 
 from gateway.api.app import create_app
 from gateway.keys import ROLES, KeyStore
@@ -16,12 +16,6 @@ from gateway.service import Gateway
 from gateway.settings import PacsSettings, Settings
 
 PACS_NAME = "main-pacs"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

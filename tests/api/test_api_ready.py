@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from orthanc_server import free_port
 
 from gateway.api.app import create_app
 from gateway.service import Gateway
@@ -16,12 +17,6 @@ from gateway.settings import PacsSettings, Settings
 
 # A PACS that takes connections and never answers waits out the whole association timeout.
 ACSE_TIMEOUT = 2.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

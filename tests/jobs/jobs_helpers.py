@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
+
+from orthanc_server import wait_until
 
 T = TypeVar("T")
 
 
 def wait_for(condition: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(0.01)
+    """Poll `condition` until it returns something truthy, and return that; fail after
+    `timeout` seconds."""
+    seen: list[T] = []
+
+    def holds() -> bool:
+        seen[:] = [condition()]
+        return bool(seen[0])
+
+    if not wait_until(holds, timeout, interval=0.01):
+        raise AssertionError(f"{what} not met within {timeout} s")
+    return seen[0]
 
 
 class FakeClock:

@@ -7,11 +7,15 @@ Prints "ready" once its pool is polling, so the test can submit work only then.
 from __future__ import annotations
 
 import sys
-import time
+from pathlib import Path
 
 import sqlalchemy as sa
 
 from jobs import JobContext, JobState, JobStore, WorkerPool, create_engine
+
+# Run as a script: the shared test helpers are not on its path as they are under pytest.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "orthanc-test"))
+from orthanc_server import wait_until
 
 runs = sa.Table(
     "jobs_test_run",
@@ -48,13 +52,10 @@ def main(url: str, prefix: str, expected: int) -> int:
     )
     pool.start()
     print("ready", flush=True)
-    deadline = time.monotonic() + 60
     try:
-        while succeeded() < expected:
-            if time.monotonic() > deadline:
-                print("timed out", flush=True)
-                return 1
-            time.sleep(0.05)
+        if not wait_until(lambda: succeeded() >= expected, 60):
+            print("timed out", flush=True)
+            return 1
     finally:
         pool.stop(timeout=5)
         engine.dispose()

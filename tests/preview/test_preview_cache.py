@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -29,15 +28,34 @@ def cache(tmp_path):
     return PreviewCache(tmp_path / "previews")
 
 
+class Renders(list):
+    """The decodes done. A decode can be held until `callers` requests have come in, so
+    that concurrent requests really overlap it (or the race being tested never happens)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.callers = 0
+        self.arrived = 0
+        self._changed = threading.Condition()
+
+    def arrive(self) -> None:
+        with self._changed:
+            self.arrived += 1
+            self._changed.notify_all()
+
+    def hold(self) -> None:
+        with self._changed:
+            assert self._changed.wait_for(lambda: self.arrived >= self.callers, timeout=30)
+
+
 @pytest.fixture
-def renders(monkeypatch):
-    """Counts decodes; the pause widens the window in which threads could race."""
-    calls = []
+def renders(monkeypatch) -> Renders:
+    calls = Renders()
     real = cache_module.render_image
 
     def counting(path, **kwargs):
         calls.append(path)
-        time.sleep(0.05)
+        calls.hold()
         return real(path, **kwargs)
 
     monkeypatch.setattr(cache_module, "render_image", counting)
@@ -74,11 +92,11 @@ def test_lookup_never_renders(tmp_path, cache):
 
 def test_concurrent_requests_render_once_and_leave_one_valid_file(tmp_path, cache, renders):
     source = radiograph(tmp_path)
-    start = threading.Barrier(12)
+    renders.callers = 12
     results, errors = [], []
 
     def request(kind):
-        start.wait()
+        renders.arrive()
         try:
             results.append(cache.get_or_render(STUDY, SERIES, source, kind))
         except Exception as exc:  # collected: an assertion in a thread would be lost
@@ -104,9 +122,13 @@ def test_two_caches_on_one_root_both_leave_a_valid_file(tmp_path, renders):
     # Two processes do not share locks: both may render; os.replace keeps the file whole.
     source = radiograph(tmp_path)
     caches = [PreviewCache(tmp_path / "previews") for _ in range(2)]
-    threads = [
-        threading.Thread(target=c.get_or_render, args=(STUDY, SERIES, source)) for c in caches
-    ]
+    renders.callers = 2
+
+    def request(cache):
+        renders.arrive()
+        cache.get_or_render(STUDY, SERIES, source)
+
+    threads = [threading.Thread(target=request, args=(c,)) for c in caches]
     for thread in threads:
         thread.start()
     for thread in threads:

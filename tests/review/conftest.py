@@ -7,7 +7,6 @@ birth dates of the demo studies, twins 1005/1006 among them, and generated patie
 
 from __future__ import annotations
 
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 from demo_practice import write_demo_practice
 from fastapi.testclient import TestClient
+from orthanc_server import free_port
 
 from gateway.api.app import create_app
 from gateway.fetch_matching import found_by_name
@@ -34,12 +34,6 @@ if str(TESTS / "gateway") not in sys.path:  # gateway_testkit, for the Orthanc t
 
 PACS_NAME = "main-pacs"
 ID_PREFIX = "R4-"  # the demo practice's id rule: PACS id R4-1003 is chart number 1003
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ DICOMweb client test fetches for real from Orthanc.
 from __future__ import annotations
 
 import shutil
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -18,6 +17,7 @@ import demo_studies
 import pytest
 from demo_studies import DemoCatalog, DemoStudy
 from fastapi.testclient import TestClient
+from orthanc_server import free_port
 
 from gateway.api.app import create_app
 from gateway.service import Gateway
@@ -27,12 +27,6 @@ from pacs.models import Instance, PacsPatient, Study
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gateway"))
 
 PACS_NAME = "test-pacs"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
