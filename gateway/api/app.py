@@ -30,6 +30,7 @@ from gateway.api.middleware import BodyLimit, RequestLog
 from gateway.api.schemas import Problem
 from gateway.dicomweb import routes as dicomweb_routes
 from gateway.keys import KeyStore
+from gateway.review import ReviewError
 from gateway.service import Gateway
 from gateway.viewer_links import bind_viewer_links
 from gateway.web import install as install_pages
@@ -67,6 +68,7 @@ def create_app(gateway: Gateway, *, keys: KeyStore | None = None) -> FastAPI:
     app.state.keys = keys or KeyStore(gateway.engine)
 
     problems.install(app)
+    app.add_exception_handler(ReviewError, routes_review.review_refused)
     for module in (routes_health, routes_fetches, routes_jobs):
         app.include_router(module.router, responses=_ERROR_RESPONSES)
     # Study responses carry the configured viewer links (see gateway.viewer_links).

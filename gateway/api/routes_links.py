@@ -15,10 +15,10 @@ from gateway.api.auth import Permission, require
 from gateway.api.deps import GatewayDep
 from gateway.api.problems import ApiProblem
 from gateway.api.review_schemas import ImportReportOut, LinkCreate, LinkList, LinkOut
-from gateway.api.routes_review import ID_MAX, R4_UNAVAILABLE, review_problem
+from gateway.api.routes_review import ID_MAX, R4_UNAVAILABLE
 from gateway.api.schemas import API, MAX_OFFSET
 from gateway.keys import ApiKey
-from gateway.review import LinkNotFound, ReviewError
+from gateway.review import LinkNotFound
 from gateway.review import actions as review_actions
 from gateway.review.link_import import HEADER, import_links
 from gateway.review.links import PACS_ID_MAX, R4_ID_MAX
@@ -68,18 +68,15 @@ def list_links(
 def create_link(
     body: LinkCreate, gateway: GatewayDep, key: Reviewer, response: Response
 ) -> LinkOut:
-    try:
-        review_actions.check_r4_patient(gateway.patients, body.r4_patient_id)
-        link, created = review_actions.create_link(
-            gateway.links,
-            gateway.audit,
-            body.pacs_patient_id,
-            body.issuer,
-            body.r4_patient_id,
-            key.name,
-        )
-    except ReviewError as exc:
-        raise review_problem(exc) from None
+    review_actions.check_r4_patient(gateway.patients, body.r4_patient_id)
+    link, created = review_actions.create_link(
+        gateway.links,
+        gateway.audit,
+        body.pacs_patient_id,
+        body.issuer,
+        body.r4_patient_id,
+        key.name,
+    )
     out = LinkOut.of(link)
     response.status_code = 201 if created else 200
     response.headers["Location"] = out.self
@@ -114,12 +111,9 @@ async def import_link_file(request: Request, gateway: GatewayDep, key: Reviewer)
             kind="unsupported-media-type",
         )
     data = await request.body()  # BodyLimit (64 KB) already bounds it
-    try:
-        report = await run_in_threadpool(
-            import_links, gateway.links, gateway.audit, gateway.patients, data, key.name
-        )
-    except ReviewError as exc:
-        raise review_problem(exc) from None
+    report = await run_in_threadpool(
+        import_links, gateway.links, gateway.audit, gateway.patients, data, key.name
+    )
     return ImportReportOut.of(report)
 
 
@@ -133,7 +127,7 @@ async def import_link_file(request: Request, gateway: GatewayDep, key: Reviewer)
 def get_link(link_id: LinkId, gateway: GatewayDep) -> LinkOut:
     link = gateway.links.get(link_id)
     if link is None:
-        raise review_problem(LinkNotFound())
+        raise LinkNotFound()
     return LinkOut.of(link)
 
 
@@ -146,8 +140,5 @@ def get_link(link_id: LinkId, gateway: GatewayDep) -> LinkOut:
     responses=_NOT_FOUND,
 )
 def delete_link(link_id: LinkId, gateway: GatewayDep, key: Reviewer) -> Response:
-    try:
-        review_actions.delete_link(gateway.links, gateway.audit, link_id, key.name)
-    except ReviewError as exc:
-        raise review_problem(exc) from None
+    review_actions.delete_link(gateway.links, gateway.audit, link_id, key.name)
     return Response(status_code=204)

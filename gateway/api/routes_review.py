@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse
 
 from gateway.api.auth import Permission, require
 from gateway.api.deps import GatewayDep
-from gateway.api.problems import ApiProblem
+from gateway.api.problems import ApiProblem, problem_response
 from gateway.api.review_schemas import (
     DismissRequest,
     ResolveRequest,
@@ -87,7 +88,7 @@ def list_review(
 def get_review(item_id: ItemId, gateway: GatewayDep) -> ReviewItemOut:
     item = gateway.review.get(item_id)
     if item is None:
-        raise review_problem(ReviewNotFound())
+        raise ReviewNotFound()
     return ReviewItemOut.of(item)
 
 
@@ -113,10 +114,7 @@ def get_review(item_id: ItemId, gateway: GatewayDep) -> ReviewItemOut:
 def resolve_review(
     item_id: ItemId, body: ResolveRequest, gateway: GatewayDep, key: Reviewer
 ) -> ReviewItemOut:
-    try:
-        item = gateway.resolve_review(item_id, body.r4_patient_id, key.name)
-    except ReviewError as exc:
-        raise review_problem(exc) from None
+    item = gateway.resolve_review(item_id, body.r4_patient_id, key.name)
     return ReviewItemOut.of(item)
 
 
@@ -132,8 +130,6 @@ def dismiss_review(
 ) -> ReviewItemOut:
     try:
         item = gateway.dismiss_review(item_id, body.reason, key.name)
-    except ReviewError as exc:
-        raise review_problem(exc) from None
     except ValueError as exc:  # our own sentence (a reason of only spaces)
         raise ApiProblem(422, str(exc), kind="invalid-request") from None
     return ReviewItemOut.of(item)
@@ -155,11 +151,22 @@ def dismiss_review(
     },
 )
 def reopen_review(item_id: ItemId, gateway: GatewayDep, key: Reviewer) -> ReviewItemOut:
-    try:
-        item = gateway.reopen_review(item_id, key.name)
-    except ReviewError as exc:
-        raise review_problem(exc) from None
+    item = gateway.reopen_review(item_id, key.name)
     return ReviewItemOut.of(item)
+
+
+async def review_refused(_request: Request, exc: Exception) -> JSONResponse:
+    """App-wide handler: a refusal of gateway.review raised by any API route becomes its
+    problem, so routes need no try/except of their own."""
+    assert isinstance(exc, ReviewError)
+    problem = review_problem(exc)
+    return problem_response(
+        problem.status,
+        problem.detail,
+        kind=problem.kind,
+        headers=problem.headers,
+        errors=problem.errors,
+    )
 
 
 def review_problem(exc: ReviewError) -> ApiProblem:
