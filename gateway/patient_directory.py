@@ -104,8 +104,9 @@ class PatientDirectory:
         """A matcher over the current index, or None without R4.
 
         With `require`, an index that does not hold that R4 patient is rebuilt first (a
-        patient registered since the last build); if R4 has no such patient, the stale
-        index is kept. Raises SQLAlchemy errors when R4 cannot be read for a first build.
+        patient registered since the last build): callers check with `get` that R4 has the
+        patient, or every request for an unknown id would rebuild. Raises SQLAlchemy errors
+        when R4 cannot be read for a first build.
         """
         index = self.index(require=require)
         if index is None:
