@@ -20,7 +20,7 @@ from gateway.service import Gateway
 from gateway.settings import CONFIG_ENV, Settings
 from pacs.echo import echo as c_echo
 from pacs.errors import PacsError
-from pacs.models import Study, StudyQuery
+from pacs.models import Study, StudyQuery, require_literal
 from pacs.query import find_studies
 from pacs.retrieve import Progress as RetrieveProgress
 
@@ -166,8 +166,12 @@ def _query(
     date_to: str,
     modality: list[str] | None,
 ) -> StudyQuery:
-    return _or_exit(
-        lambda: StudyQuery(
+    def build() -> StudyQuery:
+        # Values typed here are literals: a wildcard would list or fetch other patients.
+        for option, value in (("--patient-id", patient_id), ("--name", name)):
+            if value:
+                require_literal(option, value)
+        return StudyQuery(
             patient_id=patient_id,
             patient_name=name,
             birth_date=_date(birth_date, "--birth-date"),
@@ -175,7 +179,8 @@ def _query(
             date_to=_date(date_to, "--to"),
             modalities=tuple(m.upper() for m in modality or ()),
         )
-    )
+
+    return _or_exit(build)
 
 
 def _date(value: str, option: str) -> date | None:
@@ -191,7 +196,8 @@ def _or_exit(action: Callable[[], T]) -> T:
     try:
         return action()
     except (PacsError, LookupError, ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        # Our sentences are text, not rich markup: "[[pacs]]" and a trailing "\\" print as is.
+        console.print(str(exc), style="red", markup=False)
         raise typer.Exit(1) from None
 
 

@@ -18,7 +18,7 @@ from gateway.settings import Settings
 from gateway.study_index import StudyIndex
 from pacs.errors import PacsError, PacsUnreachable, RetrieveCancelled
 from pacs.models import PacsPatient, Peer, Study, StudyQuery
-from pacs.query import find_studies
+from pacs.query import OnForeign, find_studies
 from pacs.retrieve import FetchResult, Progress
 
 if TYPE_CHECKING:
@@ -100,12 +100,28 @@ class FetchJob:
     ) -> tuple[list[Study], int, int]:
         """The studies to fetch, how many of the patient's studies wait for review, and how
         many staff dismissed earlier."""
-        if request.r4_patient_id and self.matching is not None:
-            plan = self.matching.plan(peer, self.settings.ae_title, pacs_name, request, ctx.id)
-            return plan.fetch, plan.in_review, plan.dismissed
-        return self._find(peer, pacs_name, request), 0, 0
+        foreign: set[str] = set()
 
-    def _find(self, peer: Peer, pacs_name: str, request: FetchRequest) -> list[Study]:
+        def left_out(study: Study) -> None:
+            foreign.add(study.study_uid)
+
+        if request.r4_patient_id and self.matching is not None:
+            plan = self.matching.plan(
+                peer, self.settings.ae_title, pacs_name, request, ctx.id, on_foreign=left_out
+            )
+            result = plan.fetch, plan.in_review, plan.dismissed
+        else:
+            result = self._find(peer, pacs_name, request, left_out), 0, 0
+        if foreign:
+            ctx.note(
+                f"The PACS answered {_count(len(foreign), 'study', 'studies')} of another "
+                "patient than the one asked for: left out, not fetched."
+            )
+        return result
+
+    def _find(
+        self, peer: Peer, pacs_name: str, request: FetchRequest, on_foreign: OnForeign
+    ) -> list[Study]:
         if request.pacs_patient_id:
             patient_ids = [request.pacs_patient_id]
         elif self.resolver is not None and request.r4_patient_id:
@@ -120,7 +136,7 @@ class FetchJob:
                 date_to=request.date_to,
                 modalities=tuple(request.modalities),
             )
-            for study in find_studies(peer, self.settings.ae_title, query):
+            for study in find_studies(peer, self.settings.ae_title, query, on_foreign=on_foreign):
                 if not request.study_uids or study.study_uid in request.study_uids:
                     found.setdefault(study.study_uid, study)
         return sorted(found.values(), key=lambda s: (s.study_date or date.min, s.study_uid))

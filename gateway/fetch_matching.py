@@ -24,7 +24,7 @@ a person dismissed stays dismissed: neither fetched nor counted as awaiting revi
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
@@ -45,11 +45,16 @@ from gateway.patient_directory import PatientDirectory
 from gateway.practice import pacs_id_for_chart
 from gateway.review import ReviewItem, ReviewOrigin, ReviewState
 from pacs.models import PacsPatient, Peer, Study, StudyQuery
-from pacs.query import find_studies
+from pacs.query import OnForeign, find_studies
 
 log = logging.getLogger(__name__)
 
-FindStudies = Callable[[Peer, str, StudyQuery], list[Study]]
+
+class FindStudies(Protocol):
+    def __call__(
+        self, peer: Peer, calling_aet: str, query: StudyQuery, *, on_foreign: OnForeign | None
+    ) -> list[Study]: ...
+
 
 # DICOM C-FIND wildcards and the PN component separators: kept out of the values we send.
 _PN_SPECIAL = str.maketrans({"*": " ", "?": " ", "\\": " ", "^": " ", "=": " "})
@@ -115,7 +120,14 @@ class FetchMatching:
         self._find = find
 
     def plan(
-        self, peer: Peer, calling_aet: str, pacs_name: str, request: FetchRequest, job_id: str
+        self,
+        peer: Peer,
+        calling_aet: str,
+        pacs_name: str,
+        request: FetchRequest,
+        job_id: str,
+        *,
+        on_foreign: OnForeign | None = None,
     ) -> FetchPlan:
         """Query the PACS, match what it answers, queue what needs a person.
 
@@ -147,11 +159,11 @@ class FetchMatching:
         found: dict[str, _Found] = {}
         for patient_id in dict.fromkeys(ids):
             query = _query(request, patient_id=patient_id)
-            self._collect(found, peer, calling_aet, query, request, by_id=True)
+            self._collect(found, peer, calling_aet, query, request, on_foreign, by_id=True)
         if by_name:
             for pattern in names:
                 query = _query(request, patient_name=pattern, birth_date=record.birth_date)
-                self._collect(found, peer, calling_aet, query, request, by_id=False)
+                self._collect(found, peer, calling_aet, query, request, on_foreign, by_id=False)
         return self._decide(matcher, r4_id, found.values(), pacs_name, job_id)
 
     def _collect(
@@ -161,10 +173,11 @@ class FetchMatching:
         calling_aet: str,
         query: StudyQuery,
         request: FetchRequest,
+        on_foreign: OnForeign | None,
         *,
         by_id: bool,
     ) -> None:
-        for study in self._find(peer, calling_aet, query):
+        for study in self._find(peer, calling_aet, query, on_foreign=on_foreign):
             if request.study_uids and study.study_uid not in request.study_uids:
                 continue
             earlier = found.get(study.study_uid)

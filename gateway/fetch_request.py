@@ -7,7 +7,9 @@ import json
 import re
 from datetime import date
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pacs.models import require_literal
 
 _UID = re.compile(r"[0-9][0-9.]{0,63}")
 
@@ -41,6 +43,12 @@ class FetchRequest(BaseModel):
         max_length=100,
         description="Only these studies (StudyInstanceUIDs), e.g. one a reviewer confirmed.",
     )
+
+    @field_validator("pacs_patient_id", "r4_patient_id", "pacs")
+    @classmethod
+    def _one_patient(cls, value: str | None) -> str | None:
+        # One patient means one patient: a wildcard here would fetch other people's studies.
+        return None if value is None else require_literal("the value", value)
 
     @model_validator(mode="after")
     def _check(self) -> FetchRequest:

@@ -100,6 +100,11 @@ class JobContext:
         with self._lock:
             self._flush_locked()
 
+    def note(self, message: str) -> None:
+        """Add a line to the job's events without changing its state or message."""
+        if not self._store.note(self.job.id, self.worker_id, message):
+            self.signals.lease_lost.set()
+
     def request_review(self, message: str) -> None:
         """End this attempt in needs_review instead of succeeded, once the handler returns."""
         self.review_message = message

@@ -340,6 +340,16 @@ class JobStore:
             )
             return result.rowcount == 1
 
+    def note(self, job_id: str, worker_id: str, message: str) -> bool:
+        """Add an event that changes no state (something a person reading the job's history
+        should know); False if the lease was lost."""
+        with self._writing() as s:
+            rec = s.scalars(select(JobRecord).where(*self._held_by(job_id, worker_id))).first()
+            if rec is None:
+                return False
+            s.add(JobEventRecord(job_id=job_id, at=self._clock(), state=rec.state, message=message))
+            return True
+
     def succeed(self, job_id: str, worker_id: str, message: str = "Done") -> Job:
         return self._finish(job_id, worker_id, Action.SUCCEED, message)
 

@@ -8,6 +8,28 @@ from typing import Literal
 
 RetrieveMethod = Literal["move", "get"]
 
+# C-FIND reads these as wildcards (`*`, `?`) and as a value separator (`\\`): in a value that
+# came from outside they would widen a query for one patient to several.
+MATCHING_CHARACTERS = "*?\\"
+
+
+def literal_problem(value: str) -> str | None:
+    """Why `value` cannot be sent as a literal C-FIND key (a phrase without the value), or
+    None. Empty after trimming counts: an empty key matches everything."""
+    if not value.strip():
+        return "must not be empty"
+    if any(c in value for c in MATCHING_CHARACTERS):
+        return "must not contain the DICOM matching characters * ? or \\"
+    return None
+
+
+def require_literal(field_name: str, value: str) -> str:
+    """`value` unchanged, or ValueError naming `field_name` (never the value)."""
+    problem = literal_problem(value)
+    if problem:
+        raise ValueError(f"{field_name} {problem}")
+    return value
+
 
 @dataclass(frozen=True)
 class Peer:
@@ -77,9 +99,14 @@ class PacsPatient:
 
 @dataclass(frozen=True)
 class StudyQuery:
-    """A STUDY-level C-FIND: at least a patient id, or a name with a birth date."""
+    """A STUDY-level C-FIND: at least a patient id, or a name with a birth date.
+
+    Patient id, issuer, study UID and modalities are literals: a matching character in them is
+    refused here, whoever built the query. Only `patient_name` may carry wildcards, and only
+    ones the gateway wrote itself (callers check names that came from outside)."""
 
     patient_id: str = ""
+    issuer_of_patient_id: str = ""
     patient_name: str = ""
     birth_date: date | None = None
     date_from: date | None = None
@@ -92,6 +119,15 @@ class StudyQuery:
             raise ValueError(
                 "a study query needs a patient id, a study UID, or a name with a birth date"
             )
+        literals = [
+            ("the patient id", self.patient_id),
+            ("the issuer of patient id", self.issuer_of_patient_id),
+            ("the study UID", self.study_uid),
+            *(("a modality", m) for m in self.modalities),
+        ]
+        for what, value in literals:
+            if value:
+                require_literal(what, value)
         if self.date_from and self.date_to and self.date_from > self.date_to:
             raise ValueError("the date range ends before it starts")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import re
+from collections.abc import Callable, Iterator
 from datetime import date
 
 from pydicom.dataset import Dataset
@@ -13,19 +15,47 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as F
 from pacs.association import open_association
 from pacs.attributes import date_value, int_value, multi_value, patient_of
 from pacs.errors import AssociationAborted, dimse_failure
-from pacs.models import Instance, Peer, Series, Study, StudyQuery
+from pacs.models import Instance, Peer, PersonName, Series, Study, StudyQuery
+
+log = logging.getLogger(__name__)
 
 # Ask for UTF-8 answers; pydicom decodes each answer with the charset it declares.
 QUERY_CHARSET = "ISO_IR 192"
 
+OnForeign = Callable[[Study], None]
 
-def find_studies(peer: Peer, calling_ae_title: str, query: StudyQuery) -> list[Study]:
-    """Studies matching `query`. Date range and modalities are checked again on our side,
-    since some PACS ignore keys they do not index."""
+
+def find_studies(
+    peer: Peer,
+    calling_ae_title: str,
+    query: StudyQuery,
+    *,
+    on_foreign: OnForeign | None = None,
+) -> list[Study]:
+    """Studies matching `query`, re-checked on our side.
+
+    Date range and modalities are checked again since some PACS ignore keys they do not index.
+    An answer about another patient than the one asked for (a PatientID, issuer, birth date or
+    name the query does not match) is dropped: logged by its study UID only and handed to
+    `on_foreign`, so a job can say how many it left out. A PACS that widens a query must never
+    put another person's study into a patient's fetch."""
     with open_association(peer, calling_ae_title, [build_context(FindModel)]) as assoc:
         answers = list(_find(assoc, peer, _study_identifier(query)))
     studies = [_study(a) for a in answers if a.get("StudyInstanceUID")]
-    return [s for s in studies if _within(s, query)]
+    kept = []
+    for study in studies:
+        wrong_study = bool(query.study_uid) and study.study_uid != query.study_uid
+        if wrong_study or not _same_patient(study, query):
+            log.warning(
+                "The PACS %s answered study %s, which does not match the query: left out.",
+                peer.label,
+                study.study_uid,
+            )
+            if on_foreign is not None:
+                on_foreign(study)
+        elif _within(study, query):
+            kept.append(study)
+    return kept
 
 
 def find_series(peer: Peer, calling_ae_title: str, study_uid: str) -> list[Series]:
@@ -112,12 +142,12 @@ def _study_identifier(query: StudyQuery) -> Dataset:
     ds = _base("STUDY")
     ds.StudyInstanceUID = query.study_uid
     ds.PatientID = query.patient_id
+    ds.IssuerOfPatientID = query.issuer_of_patient_id
     ds.PatientName = query.patient_name
     ds.PatientBirthDate = _da(query.birth_date)
     ds.StudyDate = _range(query.date_from, query.date_to)
     ds.ModalitiesInStudy = "\\".join(query.modalities)
     for keyword in (
-        "IssuerOfPatientID",
         "OtherPatientIDs",
         "PatientSex",
         "StudyTime",
@@ -141,6 +171,31 @@ def _study(a: Dataset) -> Study:
         number_of_instances=int_value(a.get("NumberOfStudyRelatedInstances")),
         number_of_series=int_value(a.get("NumberOfStudyRelatedSeries")),
     )
+
+
+def _same_patient(study: Study, query: StudyQuery) -> bool:
+    patient = study.patient
+    if query.patient_id and patient.patient_id.strip() != query.patient_id.strip():
+        return False
+    if (
+        query.issuer_of_patient_id
+        and patient.issuer_of_patient_id.strip() != query.issuer_of_patient_id.strip()
+    ):
+        return False
+    if query.birth_date and patient.birth_date != query.birth_date:
+        return False
+    return not query.patient_name or _pn_matches(query.patient_name, patient.name)
+
+
+def _pn_matches(pattern: str, name: PersonName) -> bool:
+    """DICOM PN wildcard matching as PACS do it: `*` any run, `?` one character, components
+    compared as one `^`-joined alphabetic value, case-insensitively (most PACS, Orthanc and
+    dcmqrscp among them, match names that way)."""
+    value = "^".join((name.family, name.given, name.middle, name.prefix, name.suffix)).rstrip("^")
+    regex = "".join(
+        ".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern.split("=")[0]
+    )
+    return re.fullmatch(regex, value, flags=re.IGNORECASE | re.DOTALL) is not None
 
 
 def _within(study: Study, query: StudyQuery) -> bool:

@@ -32,7 +32,8 @@ class FetchStudies(_Message):
     patient_id: int = Field(validation_alias=AliasChoices("patient_id", "patientId"))
     date_from: date | None = Field(None, validation_alias=AliasChoices("date_from", "dateFrom"))
     date_to: date | None = Field(None, validation_alias=AliasChoices("date_to", "dateTo"))
-    modalities: tuple[str, ...] = ()
+    # Short codes (CT, PX): anything else, a wildcard included, refuses the whole message.
+    modalities: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,16}$")], ...] = ()
     # Flynotes' id for this request, handed to the job as its idempotency key.
     request_id: str | None = Field(None, validation_alias=AliasChoices("request_id", "requestId"))
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.api.schemas import API
 from gateway.review import (
@@ -22,6 +22,7 @@ from gateway.review import (
 from gateway.review.actions import DISMISS_REASON_MAX
 from gateway.review.link_import import ImportReport, ImportRow, RowOutcome
 from gateway.review.links import ISSUER_MAX, PACS_ID_MAX, R4_ID_MAX
+from pacs.models import require_literal
 
 
 class StateFilter(StrEnum):
@@ -69,6 +70,12 @@ class LinkCreate(BaseModel):
     r4_patient_id: int = Field(
         ge=1, le=R4_ID_MAX, description="The R4 patient this PACS id belongs to."
     )
+
+    @field_validator("pacs_patient_id", "issuer")
+    @classmethod
+    def _literal(cls, value: str) -> str:
+        # A wildcard in a link would tie every matching PACS patient to one R4 patient.
+        return require_literal("the value", value) if value else value
 
 
 # -- review items --------------------------------------------------------------------------

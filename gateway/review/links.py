@@ -15,6 +15,7 @@ from gateway.models import patient_link
 from gateway.review.errors import LinkConflict
 from gateway.review.records import PatientLink
 from gateway.review.transactions import now, reading, utc, writing
+from pacs.models import literal_problem
 
 PACS_ID_MAX = 64
 ISSUER_MAX = 64
@@ -26,8 +27,12 @@ def link_field_problem(pacs_patient_id: str, issuer: str, r4_patient_id: int) ->
     """Why these fields cannot make a link (a sentence without the values), or None."""
     if not pacs_patient_id.strip() or len(pacs_patient_id.strip()) > PACS_ID_MAX:
         return f"the PACS patient id must have 1 to {PACS_ID_MAX} characters"
+    if problem := literal_problem(pacs_patient_id):
+        return f"the PACS patient id {problem}"
     if len(issuer.strip()) > ISSUER_MAX:
         return f"the issuer must have at most {ISSUER_MAX} characters"
+    if issuer.strip() and (problem := literal_problem(issuer)):
+        return f"the issuer {problem}"
     if not 1 <= r4_patient_id <= R4_ID_MAX:
         return "the R4 patient id must be a positive whole number"
     return None

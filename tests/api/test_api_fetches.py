@@ -79,6 +79,13 @@ BAD_BODIES = {
     "study uid too long": {**FETCH, "study_uids": ["1." * 40]},
     "unknown PACS": {**FETCH, "pacs": "nowhere"},
     "by R4 id without matching": {"r4_patient_id": PATIENT},
+    # One patient means one patient: C-FIND would read these as wildcards or a value list.
+    "every patient": {"pacs_patient_id": "*"},
+    "a prefix wildcard": {**FETCH, "pacs_patient_id": "PAT-773*"},
+    "a one-character wildcard": {**FETCH, "pacs_patient_id": "PAT-773402?"},
+    "a value list": {**FETCH, "pacs_patient_id": f"{PATIENT}\\PAT-1"},
+    "blank after trimming": {"pacs_patient_id": "  \t "},
+    "a wildcard R4 id": {"r4_patient_id": "10*"},
     "not an object": [PATIENT],
 }
 
@@ -99,6 +106,17 @@ def test_validation_errors_name_fields(client, auth):
     fields = {e["field"] for e in problem["errors"]}
     assert fields == {"body.date_from", "body.extra"}
     assert all(e["message"] for e in problem["errors"])
+
+
+@pytest.mark.parametrize("value", ["*", "PAT-773*", "PAT-773402?", "A\\B"])
+def test_a_wildcard_patient_id_is_refused_naming_the_field(client, auth, value):
+    problem = post(client, auth, {"pacs_patient_id": value}).json()
+    assert problem["errors"] == [
+        {
+            "field": "body.pacs_patient_id",
+            "message": "the value must not contain the DICOM matching characters * ? or \\",
+        }
+    ]
 
 
 def test_reversed_range_says_why(client, auth):

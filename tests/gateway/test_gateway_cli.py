@@ -67,3 +67,25 @@ def test_bad_dates_are_explained(tmp_path, orthanc_running):
 
     assert result.returncode == 1
     assert "--from takes a date as YYYY-MM-DD" in result.stdout
+
+
+def test_a_wildcard_on_the_command_line_is_refused_in_one_line(tmp_path, orthanc_running):
+    config = write_config(
+        tmp_path / "gateway.toml",
+        gateway_settings(tmp_path / "data", free_port(), orthanc_running),
+    )
+    for command, option, value in [
+        ("find", "--patient-id", "R4-100*"),
+        ("fetch", "--patient-id", "*"),
+        ("fetch", "--patient-id", "R4-100?"),
+        ("find", "--name", "Dubois*"),
+    ]:
+        result = _cli(command, "--config", str(config), option, value, "--birth-date", "1975-11-05")
+
+        assert result.returncode == 1, (command, value)
+        assert result.stdout.strip().splitlines() == [
+            f"{option} must not contain the DICOM matching characters * ? or \\"
+        ]
+    assert not (tmp_path / "data" / "studies").exists() or not any(
+        (tmp_path / "data" / "studies").rglob("*.dcm")
+    )

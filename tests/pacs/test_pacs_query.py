@@ -147,3 +147,30 @@ def test_concurrent_queries_respect_the_association_limit(
 
     assert results == {s.study_uid: s.instance_count for s in demo_catalog.studies[:4]}
     assert peak == 1
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"patient_id": "*"},
+        {"patient_id": "R4-100?"},
+        {"patient_id": "R4-1001\\R4-1002"},
+        {"patient_id": "   "},
+        {"patient_id": "R4-1001", "issuer_of_patient_id": "NORTH*"},
+        {"study_uid": "1.2.*"},
+        {"patient_id": "R4-1001", "modalities": ("CT", "M?")},
+    ],
+)
+def test_a_literal_key_with_a_matching_character_is_refused(keys):
+    with pytest.raises(ValueError, match="must not"):
+        StudyQuery(**keys)
+
+
+def test_the_recheck_of_a_name_query_matches_names_as_the_pacs_does(peer):
+    """Orthanc matches PN case-insensitively: our re-check must too, or a name query the
+    gateway builds for matching would drop the very answers it asked for."""
+    left_out: list[str] = []
+    query = StudyQuery(patient_name="dubois*", birth_date=date(1975, 11, 5))
+    studies = find_studies(peer, AET, query, on_foreign=lambda s: left_out.append(s.study_uid))
+    assert {s.patient.patient_id for s in studies} == set(demo_studies.SAME_PERSON_IDS)
+    assert left_out == []

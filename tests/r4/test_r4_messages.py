@@ -72,6 +72,9 @@ def test_fetch_studies_fields():
         '{"type": "patient-sync"}',
         '{"type": "patient-sync", "patientId": "Smith"}',
         '{"type": "fetch-studies", "patientId": 1, "dateFrom": "14/07/1961"}',
+        '{"type": "fetch-studies", "patientId": "*"}',
+        '{"type": "fetch-studies", "patientId": "100?"}',
+        '{"type": "fetch-studies", "patientId": 1, "modalities": ["C*"]}',
     ],
 )
 def test_malformed_messages_are_rejected_without_quoting_values(body):

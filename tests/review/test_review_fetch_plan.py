@@ -49,7 +49,9 @@ class StandInPacs:
     def __init__(self, *studies: Study) -> None:
         self.studies = studies
 
-    def __call__(self, peer: Peer, calling_aet: str, query: StudyQuery) -> list[Study]:
+    def __call__(
+        self, peer: Peer, calling_aet: str, query: StudyQuery, *, on_foreign: object = None
+    ) -> list[Study]:
         if query.patient_id:
             return [s for s in self.studies if s.patient.patient_id == query.patient_id]
         prefix = query.patient_name.rstrip("*").lower()

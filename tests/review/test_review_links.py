@@ -117,6 +117,9 @@ def test_a_link_needs_a_known_r4_patient_and_no_other_link(client, auth, gateway
         {"pacs_patient_id": "EXT-1", "r4_patient_id": 0},
         {"pacs_patient_id": "EXT-1"},
         {"pacs_patient_id": "EXT-1", "r4_patient_id": 1001, "note": "x"},
+        {"pacs_patient_id": "EXT-*", "r4_patient_id": 1001},
+        {"pacs_patient_id": "EXT-?", "r4_patient_id": 1001},
+        {"pacs_patient_id": "EXT-1", "issuer": "NORTH\\SIDE", "r4_patient_id": 1001},
     ],
 )
 def test_an_invalid_link_body_is_422(client, auth, gateway, body, assert_problem):
@@ -142,13 +145,14 @@ def test_import_reports_every_row_with_its_line_and_reason(client, auth, gateway
         "EXT-20,,1004",  # 11 unchanged: repeats line 3
         "EXT-20,,1006",  # 12 rejected: contradicts line 3
         '"EXT-24","ISSUER, WITH COMMA",1006',  # 13 created
+        "EXT-2*,,1006",  # 14 rejected: a wildcard would link every EXT-2… patient
     ]
 
     answer = upload(client, auth, "\r\n".join(rows) + "\r\n")
 
     assert answer.status_code == 200, answer.text
     report = answer.json()
-    assert (report["created"], report["unchanged"], report["rejected"]) == (3, 2, 6)
+    assert (report["created"], report["unchanged"], report["rejected"]) == (3, 2, 7)
     outcomes = {r["row"]: (r["outcome"], r["reason"]) for r in report["rows"]}
     assert outcomes == {
         2: ("created", None),
@@ -166,6 +170,10 @@ def test_import_reports_every_row_with_its_line_and_reason(client, auth, gateway
         11: ("unchanged", "the same link as line 3"),
         12: ("rejected", "line 3 links this PACS patient id to another R4 patient"),
         13: ("created", None),
+        14: (
+            "rejected",
+            "the PACS patient id must not contain the DICOM matching characters * ? or \\",
+        ),
     }
     by_row = {r["row"]: r["link_id"] for r in report["rows"]}
     assert by_row[5] == existing.json()["id"]
