@@ -165,3 +165,23 @@ def origin_text(origin: ReviewOrigin | str) -> str:
         return _ORIGIN[ReviewOrigin(origin)]
     except ValueError:
         return ""
+
+
+_ACTIONS = {
+    "review.resolve": "resolved a review item",
+    "review.dismiss": "dismissed a review item",
+    "review.reopen": "reopened a review item",
+    "link.create": "linked a PACS patient number to an R4 patient",
+    "link.delete": "removed a patient link",
+    "link.import": "imported patient links",
+    "fetch.submit": "asked for a fetch",
+    "view.job": "opened a job page",
+    "view.study": "opened a study",
+    "view.preview": "opened a preview",
+    "view.dicomweb": "opened images in a viewer (DICOMweb)",
+}
+
+
+def action_words(action: str) -> str:
+    """An audit action in words; the code itself for one this table does not know."""
+    return _ACTIONS.get(action, action)
