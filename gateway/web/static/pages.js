@@ -1,15 +1,7 @@
-// pacs-gateway pages: local times, and the job page's live progress. No build step.
+// pacs-gateway pages: the job page's live progress. No build step.
+// Dates and times are written by the server (gateway/web/when.py) and never reworded here:
+// a panel the script swaps in says "when" exactly as the first render did.
 "use strict";
-
-function localTimes(root) {
-  for (const el of root.querySelectorAll("time[data-local]")) {
-    const when = new Date(el.getAttribute("datetime"));
-    if (!isNaN(when)) {
-      el.textContent = when.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
-      el.title = el.getAttribute("datetime");
-    }
-  }
-}
 
 function setBar(bar, value, max) {
   if (!bar) return;
@@ -54,7 +46,6 @@ function watchJob(panel) {
         if (d.state !== state) {
           // A new state brings new sentences (and, at the end, the studies): new panel.
           panel.innerHTML = d.html;
-          localTimes(panel);
           announce.textContent = d.headline + ". " + d.sentence;
           state = d.state;
           panel.dataset.state = state;
@@ -81,7 +72,6 @@ function watchJob(panel) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
-  localTimes(document);
   const panel = document.getElementById("job-panel");
   if (panel) watchJob(panel);
 });
