@@ -47,9 +47,15 @@ class AccessAudit:
         self.audit.record(actor, SUBMIT, f"job:{job_id}", None, _patient(patient))
 
     def viewed(
-        self, actor: str, action: str, subject: str, patient: Mapping[str, Any], **what: str
+        self,
+        actor: str,
+        action: str,
+        subject: str,
+        patient: Mapping[str, Any] | Callable[[], Mapping[str, Any] | None],
+        **what: str,
     ) -> bool:
-        """Record that `actor` opened `subject`; False when it was a repeat (not recorded)."""
+        """Record that `actor` opened `subject`; False when it was a repeat (not recorded), or
+        when `patient` is a look-up (called only for an event to record) that finds nothing."""
         key = (actor, action, subject)
         now = self._clock()
         with self._lock:
@@ -60,7 +66,10 @@ class AccessAudit:
             self._seen.move_to_end(key)
             while len(self._seen) > _REMEMBERED:
                 self._seen.popitem(last=False)
-        self.audit.record(actor, action, subject[:64], None, {**_patient(patient), **what})
+        concerns = patient() if callable(patient) else patient
+        if concerns is None:
+            return False
+        self.audit.record(actor, action, subject[:64], None, {**_patient(concerns), **what})
         return True
 
 
