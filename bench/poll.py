@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVER = """
 import logging, sys
 import uvicorn
-from gateway.api.app import create_app
+from gateway.app import create_app
 from gateway.service import Gateway
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 
 logging.basicConfig(filename=sys.argv[2], level=logging.INFO)
 settings = Settings()
@@ -73,9 +73,9 @@ def prepare(data_dir: Path) -> tuple[dict[str, str], str, str]:
         "PYTHONPATH": str(ROOT),
     }
     os.environ.update({k: v for k, v in env.items() if k.startswith("PACS_GATEWAY_")})
-    from gateway.database import open_database
-    from gateway.keys import KeyStore
-    from gateway.settings import Settings
+    from gateway.core.database import open_database
+    from gateway.core.keys import KeyStore
+    from gateway.core.settings import Settings
 
     settings = Settings()
     assert settings.database_url is not None

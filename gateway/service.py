@@ -10,21 +10,21 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 import jobs
-from gateway.database import open_database
-from gateway.dicom_node import DicomNode
-from gateway.fetch_job import FETCH_KIND, FetchJob, PatientResolver
-from gateway.fetch_matching import FetchMatching
-from gateway.fetch_request import FetchRequest
-from gateway.models import idempotency_key
-from gateway.patient_directory import PatientDirectory
-from gateway.practice import PracticeSide, id_rule
-from gateway.push_recovery import recover_unmatched_pushes
-from gateway.pushes import PushedStudies
+from gateway.core.database import open_database
+from gateway.core.dicom_node import DicomNode
+from gateway.core.models import idempotency_key
+from gateway.core.settings import Settings
+from gateway.fetch.follow_up import bring_in_resolved
+from gateway.fetch.job import FETCH_KIND, FetchJob, PatientResolver
+from gateway.fetch.plan import FetchMatching
+from gateway.fetch.request import FetchRequest
+from gateway.index.study_index import IndexedStudy, StudyIndex
+from gateway.practice.directory import PatientDirectory
+from gateway.practice.side import PracticeSide, id_rule
+from gateway.pushes.receiver import PushedStudies
+from gateway.pushes.recovery import recover_unmatched_pushes
 from gateway.review import AuditLog, PatientLinks, ReviewItem, ReviewQueue
 from gateway.review import actions as review_actions
-from gateway.review.follow_up import bring_in_resolved
-from gateway.settings import Settings
-from gateway.study_index import IndexedStudy, StudyIndex
 from pacs.echo import echo
 from pacs.errors import PacsError
 

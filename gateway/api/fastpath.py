@@ -24,7 +24,7 @@ from gateway.api.job_views import job_headers, not_modified
 from gateway.api.schemas import API
 
 if TYPE_CHECKING:
-    from gateway.keys import KeyStore
+    from gateway.core.keys import KeyStore
     from gateway.service import Gateway
 
 JOB_ROUTE = f"{API}/jobs/{{job_id}}"

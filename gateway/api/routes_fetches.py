@@ -11,8 +11,8 @@ from gateway.api.deps import GatewayDep
 from gateway.api.job_views import job_location, job_response
 from gateway.api.problems import ApiProblem
 from gateway.api.schemas import API, JobOut
-from gateway.fetch_request import FetchRequest
-from gateway.keys import ApiKey
+from gateway.core.keys import ApiKey
+from gateway.fetch.request import FetchRequest
 from gateway.service import IdempotencyConflict, PatientNotResolvable, UnknownPacs
 
 router = APIRouter(prefix=API, tags=["fetches"])

@@ -18,7 +18,7 @@ from gateway.api.review_schemas import (
     StateFilter,
 )
 from gateway.api.schemas import API, MAX_OFFSET, FieldError
-from gateway.keys import ApiKey
+from gateway.core.keys import ApiKey
 from gateway.review import (
     InvalidLinkFile,
     LinkConflict,

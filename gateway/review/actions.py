@@ -31,7 +31,7 @@ DISMISS_REASON_MAX = 500
 
 
 class PatientLookup(Protocol):
-    """What the actions need of gateway.patient_directory.PatientDirectory."""
+    """What the actions need of gateway.practice.directory.PatientDirectory."""
 
     def get(self, r4_patient_id: int) -> object | None: ...
 

@@ -19,7 +19,7 @@ from gateway.api.auth import Permission
 from gateway.api.problems import field_error
 from gateway.api.routes_previews import serve_preview
 from gateway.api.routes_studies import UID_PATTERN
-from gateway.fetch_request import FetchRequest
+from gateway.fetch.request import FetchRequest
 from gateway.service import Gateway, PatientNotResolvable, UnknownPacs
 from gateway.web.job_view import JobView, job_view, patient_label
 from gateway.web.session import PAGES, PageUser, checked_form, current_user, permitted

@@ -10,10 +10,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from orthanc_server import free_port
 
-from gateway.api.app import create_app
-from gateway.keys import ROLES, KeyStore
+from gateway.app import create_app
+from gateway.core.keys import ROLES, KeyStore
+from gateway.core.settings import PacsSettings, Settings
 from gateway.service import Gateway
-from gateway.settings import PacsSettings, Settings
 
 PACS_NAME = "main-pacs"
 

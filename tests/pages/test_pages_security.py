@@ -14,11 +14,11 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from orthanc_server import free_port
 
-from gateway.api.app import create_app
-from gateway.fetch_request import FetchRequest
-from gateway.keys import ROLES
+from gateway.app import create_app
+from gateway.core.keys import ROLES
+from gateway.core.settings import PacsSettings, Settings
+from gateway.fetch.request import FetchRequest
 from gateway.service import Gateway
-from gateway.settings import PacsSettings, Settings
 from gateway.web import ROUTERS
 from gateway.web.session import COOKIE_NAME, SECRET_FILE, local_path
 

@@ -8,13 +8,13 @@ from orthanc_server import free_port
 from pydantic import ValidationError
 
 import jobs
+from gateway.core.settings import Settings
 from gateway.matching import IdRule
-from gateway.practice import ChartNumberResolver, pacs_id_for_chart
+from gateway.practice.side import ChartNumberResolver, pacs_id_for_chart
 from gateway.service import Gateway
-from gateway.settings import Settings
 from r4.database import create_r4_engine
-from r4.sample_data import generate_practice
 from r4.schema import patients
+from testkit.sample_data import generate_practice
 
 
 @pytest.fixture

@@ -19,13 +19,13 @@ from demo_practice import write_demo_practice
 from fastapi.testclient import TestClient
 from orthanc_server import free_port
 
-from gateway.api.app import create_app
-from gateway.fetch_matching import found_by_name
-from gateway.keys import ROLES
+from gateway.app import create_app
+from gateway.core.keys import ROLES
+from gateway.core.settings import PacsSettings, Settings
+from gateway.fetch.plan import found_by_name
 from gateway.matching import MatchDecision
 from gateway.review import ReviewItem, ReviewOrigin
 from gateway.service import Gateway
-from gateway.settings import PacsSettings, Settings
 from pacs.models import PacsPatient, PersonName, Study
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -126,7 +126,7 @@ TWIN = Pacs("X-55501", "Okafor^Chidi", date(2012, 5, 9), "M", issuer="NORTHSIDE-
 
 
 def review_decision(gateway: Gateway, patient: PacsPatient) -> MatchDecision:
-    """The matcher's decision as gateway.fetch_matching queues a name-query hit: a review
+    """The matcher's decision as gateway.fetch.plan queues a name-query hit: a review
     decision with found_by_name first, even when the matcher would link it."""
     matcher = gateway.patients.matcher()
     assert matcher is not None

@@ -9,10 +9,10 @@ from datetime import date
 
 import pytest
 
-from gateway.fetch_matching import FetchMatching, FetchPlan
-from gateway.fetch_request import FetchRequest
+from gateway.fetch.plan import FetchMatching, FetchPlan
+from gateway.fetch.request import FetchRequest
 from gateway.matching import ReviewReason, review_sentence
-from gateway.practice import id_rule
+from gateway.practice.side import id_rule
 from gateway.review import ReviewOrigin, ReviewState
 from pacs.models import Peer, Study, StudyQuery
 

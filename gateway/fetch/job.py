@@ -12,17 +12,17 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
 import jobs
-from gateway.dicom_node import DicomNode
-from gateway.fetch_request import FetchRequest
-from gateway.settings import Settings
-from gateway.study_index import StudyIndex
+from gateway.core.dicom_node import DicomNode
+from gateway.core.settings import Settings
+from gateway.fetch.request import FetchRequest
+from gateway.index.study_index import StudyIndex
 from pacs.errors import PacsError, PacsUnreachable, RetrieveCancelled
 from pacs.models import PacsPatient, Peer, Study, StudyQuery
 from pacs.query import OnForeign, find_studies
 from pacs.retrieve import FetchResult, Progress
 
 if TYPE_CHECKING:
-    from gateway.fetch_matching import FetchMatching
+    from gateway.fetch.plan import FetchMatching
 
 FETCH_KIND = "fetch"
 
@@ -46,7 +46,7 @@ class FetchJob:
         self.index = index
         self.resolver = resolver
         # Set by the Gateway when R4 is configured: fetches by R4 patient id then go through
-        # the matcher and the review queue (gateway.fetch_matching) instead of `resolver`.
+        # the matcher and the review queue (gateway.fetch.plan) instead of `resolver`.
         self.matching: FetchMatching | None = None
 
     def run(self, ctx: jobs.JobContext) -> None:

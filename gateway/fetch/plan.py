@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 import jobs
-from gateway.fetch_request import FetchRequest
+from gateway.fetch.request import FetchRequest
 from gateway.matching import (
     IdRule,
     LinkRule,
@@ -41,8 +41,8 @@ from gateway.matching import (
     ReviewReason,
     review_sentence,
 )
-from gateway.patient_directory import PatientDirectory
-from gateway.practice import pacs_id_for_chart
+from gateway.practice.directory import PatientDirectory
+from gateway.practice.side import pacs_id_for_chart
 from gateway.review import ReviewItem, ReviewOrigin, ReviewState
 from pacs.models import PacsPatient, Peer, Study, StudyQuery
 from pacs.query import OnForeign, find_studies

@@ -24,10 +24,10 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 import jobs
-from gateway import reporting
-from gateway.fetch_request import FetchRequest
+from gateway.core.settings import Settings
+from gateway.fetch.request import FetchRequest
 from gateway.matching import IdRule
-from gateway.settings import Settings
+from gateway.practice import reporting
 from r4.commands import CommandLoop, LoopSettings
 from r4.database import create_r4_engine
 from r4.flynotes import FlynotesClient, SqsAccess

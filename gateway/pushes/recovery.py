@@ -1,6 +1,6 @@
 """Pushed studies a crash kept from being matched, found again when the gateway starts.
 
-A push is matched after its association ends, from memory (`gateway.pushes`). If the process
+A push is matched after its association ends, from memory (`receiver`). If the process
 dies in between (SIGKILL, power cut), its files are in the store but neither indexed nor queued
 for review, and nothing would ever bring them up again. So at start, before the Storage SCP
 accepts associations, one listing of the store root (no file is read) finds the study folders
@@ -27,9 +27,9 @@ from collections.abc import Iterable, Iterator
 import sqlalchemy as sa
 
 import jobs
-from gateway.fetch_job import FETCH_KIND
-from gateway.models import review_item, study
-from gateway.pushes import PushedStudies
+from gateway.core.models import review_item, study
+from gateway.fetch.job import FETCH_KIND
+from gateway.pushes.receiver import PushedStudies
 from pacs.store import InvalidUID, check_uid
 
 log = logging.getLogger(__name__)
