@@ -15,7 +15,7 @@ from gateway.core.dicom_node import DicomNode
 from gateway.core.models import idempotency_key
 from gateway.core.settings import Settings
 from gateway.fetch.follow_up import bring_in_resolved
-from gateway.fetch.job import FETCH_KIND, FetchJob, PatientResolver
+from gateway.fetch.job import FETCH_KIND, FetchJob
 from gateway.fetch.plan import FetchMatching
 from gateway.fetch.request import FetchRequest
 from gateway.index.study_index import IndexedStudy, StudyIndex
@@ -63,35 +63,39 @@ class Readiness:
 class Gateway:
     """Everything `serve` runs, built from settings. The API and pages call only this."""
 
-    def __init__(self, settings: Settings, *, resolver: PatientResolver | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = open_database(settings.database_url)
         self.jobs = jobs.JobStore(self.engine)
         self.node = DicomNode(settings)
         self.index = StudyIndex(self.engine, self.node.store.root)
         # R4, Flynotes, Rollbar: each part off unless configured. With R4, fetches may name
-        # an R4 patient (its chart number gives the PACS id).
-        self.practice = PracticeSide(settings, self)
-        # R4 patients for matching, review candidates and staff search; empty without R4.
-        self.patients = PatientDirectory(self.practice.engine, id_rules=[id_rule(settings)])
+        # an R4 patient.
+        self.practice = PracticeSide(
+            settings, submit_fetch=self.submit_fetch, drain=self.drain, resume=self.resume
+        )
         # What staff decide: the review queue, remembered links (read first by the matcher),
         # and the audit trail of both.
         self.review = ReviewQueue(self.engine)
         self.links = PatientLinks(self.engine)
         self.audit = AuditLog(self.engine)
-        self.patients.links = self.links
-        self.fetch_job = FetchJob(
-            settings, self.node, self.index, resolver or self.practice.resolver()
+        # R4 patients for matching, review candidates and staff search; empty without R4.
+        self.patients = PatientDirectory(
+            self.practice.engine, id_rules=[id_rule(settings)], links=self.links
         )
-        if self.patients.configured:
-            # Fetches by R4 patient: linked and id-rule ids, checked by the matcher.
-            self.fetch_job.matching = FetchMatching(
+        # Fetches by R4 patient: linked and id-rule ids, checked by the matcher.
+        matching = (
+            FetchMatching(
                 self.patients,
                 self.review,
                 self.links,
                 id_rule(settings),
                 by_demographics=settings.match_by_demographics,
             )
+            if self.patients.configured
+            else None
+        )
+        self.fetch_job = FetchJob(settings, self.node, self.index, matching)
         # Studies a PACS sends unasked: matched once their association ends.
         self.pushes = PushedStudies(
             settings, self.node.store, self.index, self.patients, self.review
@@ -142,7 +146,7 @@ class Gateway:
 
         Raises UnknownPacs, IdempotencyConflict, PatientNotResolvable."""
         pacs_name = self._pacs_name(request.pacs)
-        if request.r4_patient_id and self.fetch_job.resolver is None:
+        if request.r4_patient_id and self.fetch_job.matching is None:
             raise PatientNotResolvable(
                 "Fetching by R4 patient id needs patient matching, which is not set up here; "
                 "give the PACS patient id instead."

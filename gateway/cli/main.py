@@ -145,7 +145,7 @@ def serve(
     )
     # A restart request (`restart` command, self-update) takes the same graceful shutdown
     # path as SIGTERM, without a signal: uvicorn would re-raise it and hide our exit code.
-    gateway.practice.request_exit = lambda: setattr(server, "should_exit", True)
+    gateway.practice.exit_through(lambda: setattr(server, "should_exit", True))
     server.run()
     if gateway.practice.exit_code is not None:
         # 75 (EX_TEMPFAIL): the service manager must start us again (docs/deployment.md).

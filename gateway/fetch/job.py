@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import jobs
 from gateway.core.dicom_node import DicomNode
 from gateway.core.settings import Settings
+from gateway.fetch.plan import FetchMatching
 from gateway.fetch.request import FetchRequest
 from gateway.index.study_index import StudyIndex
 from pacs.errors import PacsError, PacsUnreachable, RetrieveCancelled
@@ -21,16 +22,7 @@ from pacs.models import PacsPatient, Peer, Study, StudyQuery
 from pacs.query import OnForeign, find_studies
 from pacs.retrieve import FetchResult, Progress
 
-if TYPE_CHECKING:
-    from gateway.fetch.plan import FetchMatching
-
 FETCH_KIND = "fetch"
-
-
-class PatientResolver(Protocol):
-    """Turns an R4 patient id into the PatientIDs to query on one PACS (the matching module)."""
-
-    def pacs_patient_ids(self, r4_patient_id: str, pacs_name: str) -> list[str]: ...
 
 
 class FetchJob:
@@ -39,15 +31,14 @@ class FetchJob:
         settings: Settings,
         node: DicomNode,
         index: StudyIndex,
-        resolver: PatientResolver | None = None,
+        matching: FetchMatching | None = None,
     ) -> None:
         self.settings = settings
         self.node = node
         self.index = index
-        self.resolver = resolver
-        # Set by the Gateway when R4 is configured: fetches by R4 patient id then go through
-        # the matcher and the review queue (gateway.fetch.plan) instead of `resolver`.
-        self.matching: FetchMatching | None = None
+        # With R4: fetches by R4 patient id go through the matcher and the review queue.
+        # Without, they are refused at submit (and fail here, should one be queued anyway).
+        self.matching = matching
 
     def run(self, ctx: jobs.JobContext) -> None:
         params = dict(ctx.params)
@@ -124,8 +115,6 @@ class FetchJob:
     ) -> list[Study]:
         if request.pacs_patient_id:
             patient_ids = [request.pacs_patient_id]
-        elif self.resolver is not None and request.r4_patient_id:
-            patient_ids = self.resolver.pacs_patient_ids(request.r4_patient_id, pacs_name)
         else:
             raise jobs.PermanentError("Fetching by R4 patient id needs patient matching.")
         found: dict[str, Study] = {}

@@ -24,7 +24,7 @@ a person dismissed stays dismissed: neither fetched nor counted as awaiting revi
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
@@ -42,8 +42,7 @@ from gateway.matching import (
     review_sentence,
 )
 from gateway.practice.directory import PatientDirectory
-from gateway.practice.side import pacs_id_for_chart
-from gateway.review import ReviewItem, ReviewOrigin, ReviewState
+from gateway.review import LinkedIds, ReviewItem, ReviewOrigin, ReviewSink, ReviewState
 from pacs.models import PacsPatient, Peer, Study, StudyQuery
 from pacs.query import OnForeign, find_studies
 
@@ -58,28 +57,6 @@ class FindStudies(Protocol):
 
 # DICOM C-FIND wildcards and the PN component separators: kept out of the values we send.
 _PN_SPECIAL = str.maketrans({"*": " ", "?": " ", "\\": " ", "^": " ", "=": " "})
-
-
-class ReviewSink(Protocol):
-    """The part of `gateway.review.ReviewQueue` a fetch uses."""
-
-    def add(
-        self,
-        *,
-        origin: ReviewOrigin,
-        pacs_name: str | None,
-        patient: PacsPatient,
-        study: Study,
-        decision: MatchDecision,
-        details: Mapping[int, dict[str, str | None]],
-        job_id: str | None = None,
-    ) -> tuple[ReviewItem, bool]: ...
-
-
-class LinkedIds(Protocol):
-    """The part of `gateway.review.PatientLinks` a fetch uses."""
-
-    def pacs_ids_for(self, r4_patient_id: int) -> list[tuple[str, str]]: ...
 
 
 @dataclass
@@ -148,7 +125,7 @@ class FetchMatching:
         assert matcher is not None  # a directory that found the patient has R4
         ids = list(dict.fromkeys(pid for pid, _issuer in linked if pid.strip()))
         if record.chart_number and record.chart_number.strip():
-            ids.append(pacs_id_for_chart(self.rule, record.chart_number))
+            ids.append(self.rule.pacs_id(record.chart_number))
         names = _name_patterns(record.family_name, record.given_name)
         by_name = self.by_demographics and record.birth_date is not None and bool(names)
         if not ids and not by_name:

@@ -33,11 +33,10 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from gateway.core.settings import Settings
-from gateway.fetch.plan import ReviewSink
 from gateway.index.study_index import IndexedStudy, StudyIndex
 from gateway.matching import MatchDecision, ReviewReason
 from gateway.practice.directory import PatientDirectory
-from gateway.review import ReviewItem, ReviewOrigin, ReviewState
+from gateway.review import ReviewItem, ReviewOrigin, ReviewSink, ReviewState
 from pacs.attributes import date_value, int_value, patient_of
 from pacs.models import Instance, PacsPatient, Study
 from pacs.scp import AssociationReceipt, StorageSCP
