@@ -17,7 +17,7 @@ from gateway.core.settings import Settings
 from gateway.fetch.follow_up import bring_in_resolved
 from gateway.fetch.job import FETCH_KIND, FetchJob
 from gateway.fetch.plan import FetchMatching
-from gateway.fetch.request import FetchRequest
+from gateway.fetch.request import FetchRequest, FetchTarget
 from gateway.index.study_index import IndexedStudy, StudyIndex
 from gateway.practice.directory import PatientDirectory
 from gateway.practice.side import PracticeSide, id_rule
@@ -145,7 +145,7 @@ class Gateway:
         """Queue a fetch, or return the job already doing it.
 
         Raises UnknownPacs, IdempotencyConflict, PatientNotResolvable."""
-        pacs_name = self._pacs_name(request.pacs)
+        target = self._target(request)
         if request.r4_patient_id and self.fetch_job.matching is None:
             raise PatientNotResolvable(
                 "Fetching by R4 patient id needs patient matching, which is not set up here; "
@@ -155,9 +155,8 @@ class Gateway:
             earlier = self._idempotent_job(idempotency, api_key_id, request)
             if earlier is not None:
                 return earlier, False
-        params = {**request.model_dump(mode="json"), "pacs": pacs_name}
         job, created = self.jobs.submit(
-            FETCH_KIND, params, dedupe_key=request.dedupe_key(pacs_name)
+            FETCH_KIND, target.to_params(), dedupe_key=target.dedupe_key()
         )
         if idempotency:
             self._remember(idempotency, api_key_id, request, job.id)
@@ -209,9 +208,9 @@ class Gateway:
                     checks[f"pacs:{name}"] = check
         return Readiness(checks)
 
-    def _pacs_name(self, name: str | None) -> str:
+    def _target(self, request: FetchRequest) -> FetchTarget:
         try:
-            return self.settings.peer(name).name
+            return FetchTarget.resolve(self.settings, request)
         except LookupError as exc:
             raise UnknownPacs(str(exc)) from None
 

@@ -24,7 +24,7 @@ a person dismissed stays dismissed: neither fetched nor counted as awaiting revi
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 import jobs
-from gateway.fetch.request import FetchRequest
+from gateway.fetch.request import FetchTarget
 from gateway.matching import (
     IdRule,
     LinkRule,
@@ -57,6 +57,81 @@ class FindStudies(Protocol):
 
 # DICOM C-FIND wildcards and the PN component separators: kept out of the values we send.
 _PN_SPECIAL = str.maketrans({"*": " ", "?": " ", "\\": " ", "^": " ", "=": " "})
+
+
+@dataclass
+class PlanEntry:
+    """One study of a job's plan and how far its retrieve got. A job's checkpoint keeps its
+    plan as `{"studies": [entry.to_json(), ...]}`; the JSON keys are the checkpoint format, so
+    a job checkpointed by an earlier version resumes (push recovery reads them too)."""
+
+    study_uid: str
+    pacs_patient_id: str
+    date: date | None
+    description: str | None
+    modalities: tuple[str, ...]
+    expected: int | None
+    received: int = 0
+    bytes: int = 0
+    done: bool = False
+
+    @classmethod
+    def of(cls, study: Study) -> PlanEntry:
+        return cls(
+            study_uid=study.study_uid,
+            pacs_patient_id=study.patient.patient_id,
+            date=study.study_date,
+            description=study.description,
+            modalities=tuple(study.modalities),
+            expected=study.number_of_instances,
+        )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PlanEntry:
+        return cls(
+            study_uid=str(data["study_uid"]),
+            pacs_patient_id=str(data["pacs_patient_id"]),
+            date=date.fromisoformat(data["date"]) if data.get("date") else None,
+            description=data.get("description"),
+            modalities=tuple(data.get("modalities") or ()),
+            expected=data.get("expected"),
+            received=int(data.get("received") or 0),
+            # Plans checkpointed before byte counts were kept have no "bytes".
+            bytes=int(data.get("bytes") or 0),
+            done=bool(data.get("done")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "study_uid": self.study_uid,
+            "pacs_patient_id": self.pacs_patient_id,
+            "date": self.date.isoformat() if self.date else None,
+            "description": self.description,
+            "modalities": list(self.modalities),
+            "expected": self.expected,
+            "received": self.received,
+            "bytes": self.bytes,
+            "done": self.done,
+        }
+
+    def study(self) -> Study:
+        """The study as the index records it (the PACS's answer, as planned)."""
+        return Study(
+            study_uid=self.study_uid,
+            patient=PacsPatient(patient_id=self.pacs_patient_id),
+            study_date=self.date,
+            description=self.description,
+            modalities=self.modalities,
+        )
+
+
+def planned_study_uids(checkpoint: Mapping[str, Any]) -> list[str]:
+    """The study uids of a fetch job's checkpointed plan (none when it has not planned yet)."""
+    return [
+        str(entry["study_uid"])
+        for entry in checkpoint.get("studies") or ()
+        if isinstance(entry, Mapping) and entry.get("study_uid")
+    ]
 
 
 @dataclass
@@ -98,10 +173,8 @@ class FetchMatching:
 
     def plan(
         self,
-        peer: Peer,
+        target: FetchTarget,
         calling_aet: str,
-        pacs_name: str,
-        request: FetchRequest,
         job_id: str,
         *,
         on_foreign: OnForeign | None = None,
@@ -109,8 +182,8 @@ class FetchMatching:
         """Query the PACS, match what it answers, queue what needs a person.
 
         Raises jobs.PermanentError / TransientError with sentences free of patient data."""
-        assert request.r4_patient_id is not None
-        r4_id = _r4_id(request.r4_patient_id)
+        assert target.request.r4_patient_id is not None
+        r4_id = _r4_id(target.request.r4_patient_id)
         try:
             record = self.directory.get(r4_id)
             if record is None:
@@ -135,27 +208,26 @@ class FetchMatching:
             )
         found: dict[str, _Found] = {}
         for patient_id in dict.fromkeys(ids):
-            query = _query(request, patient_id=patient_id)
-            self._collect(found, peer, calling_aet, query, request, on_foreign, by_id=True)
+            query = target.query(patient_id=patient_id)
+            self._collect(found, target, calling_aet, query, on_foreign, by_id=True)
         if by_name:
             for pattern in names:
-                query = _query(request, patient_name=pattern, birth_date=record.birth_date)
-                self._collect(found, peer, calling_aet, query, request, on_foreign, by_id=False)
-        return self._decide(matcher, r4_id, found.values(), pacs_name, job_id)
+                query = target.query(patient_name=pattern, birth_date=record.birth_date)
+                self._collect(found, target, calling_aet, query, on_foreign, by_id=False)
+        return self._decide(matcher, r4_id, found.values(), target.pacs_name, job_id)
 
     def _collect(
         self,
         found: dict[str, _Found],
-        peer: Peer,
+        target: FetchTarget,
         calling_aet: str,
         query: StudyQuery,
-        request: FetchRequest,
         on_foreign: OnForeign | None,
         *,
         by_id: bool,
     ) -> None:
-        for study in self._find(peer, calling_aet, query, on_foreign=on_foreign):
-            if request.study_uids and study.study_uid not in request.study_uids:
+        for study in self._find(target.peer, calling_aet, query, on_foreign=on_foreign):
+            if not target.wants(study.study_uid):
                 continue
             earlier = found.get(study.study_uid)
             if earlier is None or (by_id and not earlier.by_id):
@@ -262,15 +334,6 @@ def _r4_id(value: str) -> int:
         return int(value)
     except ValueError:
         raise jobs.PermanentError("The R4 patient id is not a number.") from None
-
-
-def _query(request: FetchRequest, **keys: Any) -> StudyQuery:
-    return StudyQuery(
-        date_from=request.date_from,
-        date_to=request.date_to,
-        modalities=tuple(request.modalities),
-        **keys,
-    )
 
 
 def _name_patterns(family: str, given: str) -> Sequence[str]:

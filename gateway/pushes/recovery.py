@@ -29,6 +29,7 @@ import sqlalchemy as sa
 import jobs
 from gateway.core.models import review_item, study
 from gateway.fetch.job import FETCH_KIND
+from gateway.fetch.plan import planned_study_uids
 from gateway.pushes.receiver import PushedStudies
 from pacs.store import InvalidUID, check_uid
 
@@ -111,9 +112,7 @@ def _planned(job_store: jobs.JobStore) -> set[str]:
     while True:
         page = job_store.list(kind=FETCH_KIND, limit=_JOBS_PAGE, offset=offset)
         for job in page:
-            for entry in job.checkpoint.get("studies") or ():
-                if isinstance(entry, dict) and entry.get("study_uid"):
-                    planned.add(str(entry["study_uid"]))
+            planned.update(planned_study_uids(job.checkpoint))
         if len(page) < _JOBS_PAGE:
             return planned
         offset += _JOBS_PAGE

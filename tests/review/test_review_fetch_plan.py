@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 
 from gateway.fetch.plan import FetchMatching, FetchPlan
-from gateway.fetch.request import FetchRequest
+from gateway.fetch.request import FetchRequest, FetchTarget
 from gateway.matching import ReviewReason, review_sentence
 from gateway.practice.side import id_rule
 from gateway.review import ReviewOrigin, ReviewState
@@ -81,7 +81,8 @@ def plan(gateway, settings, pacs_name):
             find=StandInPacs(*(p.study() for p in held)),
         )
         request = FetchRequest(r4_patient_id=str(DUBOIS))
-        return matching.plan(settings.peer(), settings.ae_title, pacs_name, request, job_id)
+        target = FetchTarget.resolve(settings, request)
+        return matching.plan(target, settings.ae_title, job_id)
 
     return run
 
