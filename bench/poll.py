@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "orthanc-test")]
+
+from orthanc_server import free_port  # noqa: E402
 
 SERVER = """
 import logging, sys
@@ -43,12 +45,6 @@ http = "httptools" if sys.argv[4] == "1" else "h11"
 uvicorn.run(create_app(Gateway(settings)), host="127.0.0.1", port=int(sys.argv[1]),
             access_log=False, log_level="warning", loop=loop, http=http)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def installed(module: str) -> bool:

@@ -15,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from gateway.api import (
+    errors,
     problems,
     routes_audit,
     routes_fetches,
@@ -31,7 +32,6 @@ from gateway.api.schemas import Problem
 from gateway.core.keys import KeyStore
 from gateway.core.viewer_links import bind_viewer_links
 from gateway.dicomweb import routes as dicomweb_routes
-from gateway.review import ReviewError
 from gateway.service import Gateway
 from gateway.web import install as install_pages
 
@@ -68,7 +68,7 @@ def create_app(gateway: Gateway, *, keys: KeyStore | None = None) -> FastAPI:
     app.state.keys = keys or KeyStore(gateway.engine)
 
     problems.install(app)
-    app.add_exception_handler(ReviewError, routes_review.review_refused)
+    errors.install(app)
     for module in (routes_health, routes_fetches, routes_jobs):
         app.include_router(module.router, responses=_ERROR_RESPONSES)
     # Study responses carry the configured viewer links (see gateway.core.viewer_links).

@@ -32,15 +32,20 @@ from pacs.errors import PacsError
 READINESS_ECHOES = 8
 
 
-class UnknownPacs(LookupError):
+class FetchRefused(Exception):
+    """A fetch the gateway will not queue; the message is one sentence, free of patient data,
+    saying what to change (a retry of the same request cannot help)."""
+
+
+class UnknownPacs(FetchRefused, LookupError):
     """The request names a PACS that is not configured."""
 
 
-class IdempotencyConflict(Exception):
+class IdempotencyConflict(FetchRefused):
     """The Idempotency-Key was used before with a different request."""
 
 
-class PatientNotResolvable(Exception):
+class PatientNotResolvable(FetchRefused):
     """The request names an R4 patient, but no patient matching is configured."""
 
 

@@ -129,7 +129,7 @@ class FetchJob:
             # Nothing could be fetched without a person's decision: say so by the job's state.
             # A retry once staff have decided looks again rather than resuming this plan.
             ctx.save_checkpoint({"studies": _json(plan), "in_review": in_review, "replan": True})
-            ctx.request_review(f"No study was fetched. {review_sentence(in_review)}")
+            ctx.request_review(f"No study was fetched. {awaiting_review(in_review)}")
             return
         if not plan and dismissed:
             ctx.set_summary(
@@ -162,7 +162,7 @@ class FetchJob:
         summary = (
             f"Fetched {_count(len(plan), 'study', 'studies')}, {_count(images, 'image', 'images')}."
         )
-        ctx.set_summary(f"{summary} {review_sentence(in_review)}" if in_review else summary)
+        ctx.set_summary(f"{summary} {awaiting_review(in_review)}" if in_review else summary)
 
     def _index(self, pacs_name: str, entry: PlanEntry, result: FetchResult, job_id: str) -> None:
         store = self.node.store
@@ -218,7 +218,7 @@ def _report(
     ctx.report(message, force=force, **numbers)
 
 
-def review_sentence(count: int) -> str:
+def awaiting_review(count: int) -> str:
     """How many of the patient's studies wait for staff, in words (no patient data)."""
     if count == 1:
         return (

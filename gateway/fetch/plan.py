@@ -39,7 +39,7 @@ from gateway.matching import (
     MatchDecision,
     Matcher,
     ReviewReason,
-    review_sentence,
+    reason_sentence,
 )
 from gateway.practice.directory import PatientDirectory
 from gateway.review import LinkedIds, ReviewItem, ReviewOrigin, ReviewSink, ReviewState
@@ -311,7 +311,7 @@ def found_by_name(decision: MatchDecision) -> MatchDecision:
     whatever else the matcher had against it. Even an automatic demographic match is only a
     proposal here: its candidates stay, its link is dropped."""
     why = (ReviewReason.FOUND_BY_NAME, *decision.review_reasons)
-    reasons = (review_sentence(ReviewReason.FOUND_BY_NAME), *decision.reasons)
+    reasons = (reason_sentence(ReviewReason.FOUND_BY_NAME), *decision.reasons)
     return MatchDecision.review(decision.pacs_patient_id, why, reasons, decision.candidates)
 
 
@@ -325,7 +325,7 @@ def found_by_id(decision: MatchDecision) -> MatchDecision:
     if decision.needs_review:
         return decision
     why = (ReviewReason.ISSUER_DIFFERS,)
-    reasons = (review_sentence(ReviewReason.ISSUER_DIFFERS), *decision.reasons)
+    reasons = (reason_sentence(ReviewReason.ISSUER_DIFFERS), *decision.reasons)
     return MatchDecision.review(decision.pacs_patient_id, why, reasons, decision.candidates)
 
 
