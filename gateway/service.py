@@ -5,19 +5,24 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 import jobs
 from gateway.core.database import open_database
 from gateway.core.dicom_node import DicomNode
-from gateway.core.models import idempotency_key
 from gateway.core.settings import Settings
 from gateway.fetch.follow_up import bring_in_resolved
 from gateway.fetch.job import FETCH_KIND, FetchJob
 from gateway.fetch.plan import FetchMatching
-from gateway.fetch.request import FetchRequest, FetchTarget
+from gateway.fetch.request import FetchRequest
+from gateway.fetch.submit import (
+    FetchRefused,
+    FetchSubmitter,
+    IdempotencyConflict,
+    PatientNotResolvable,
+    UnknownPacs,
+)
 from gateway.index.study_index import IndexedStudy, StudyIndex
 from gateway.practice.directory import PatientDirectory
 from gateway.practice.side import PracticeSide, id_rule
@@ -28,25 +33,18 @@ from gateway.review import actions as review_actions
 from pacs.echo import echo
 from pacs.errors import PacsError
 
+# The refusals of submit_fetch, importable from here as before.
+__all__ = [
+    "FetchRefused",
+    "Gateway",
+    "IdempotencyConflict",
+    "PatientNotResolvable",
+    "Readiness",
+    "UnknownPacs",
+]
+
 # Readiness C-ECHOes each PACS in a thread of its own, up to this many at once.
 READINESS_ECHOES = 8
-
-
-class FetchRefused(Exception):
-    """A fetch the gateway will not queue; the message is one sentence, free of patient data,
-    saying what to change (a retry of the same request cannot help)."""
-
-
-class UnknownPacs(FetchRefused, LookupError):
-    """The request names a PACS that is not configured."""
-
-
-class IdempotencyConflict(FetchRefused):
-    """The Idempotency-Key was used before with a different request."""
-
-
-class PatientNotResolvable(FetchRefused):
-    """The request names an R4 patient, but no patient matching is configured."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +99,13 @@ class Gateway:
             else None
         )
         self.fetch_job = FetchJob(settings, self.node, self.index, matching)
+        self.submitter = FetchSubmitter(
+            settings,
+            self.engine,
+            self.jobs,
+            matching_configured=matching is not None,
+            notify=self._notify_workers,
+        )
         # Studies a PACS sends unasked: matched once their association ends.
         self.pushes = PushedStudies(
             settings, self.node.store, self.index, self.patients, self.review
@@ -132,6 +137,10 @@ class Gateway:
             self.pool.stop(timeout)
             self.pool = None
 
+    def _notify_workers(self) -> None:
+        if self.pool is not None:
+            self.pool.notify()
+
     def resume(self) -> None:
         """Start the job workers (again, after a drain whose update failed)."""
         if self.pool is None and self._workers > 0:
@@ -147,27 +156,10 @@ class Gateway:
     def submit_fetch(
         self, request: FetchRequest, *, idempotency: str | None = None, api_key_id: str = ""
     ) -> tuple[jobs.Job, bool]:
-        """Queue a fetch, or return the job already doing it.
+        """Queue a fetch, or return the job already doing it (see gateway.fetch.submit).
 
-        Raises UnknownPacs, IdempotencyConflict, PatientNotResolvable."""
-        target = self._target(request)
-        if request.r4_patient_id and self.fetch_job.matching is None:
-            raise PatientNotResolvable(
-                "Fetching by R4 patient id needs patient matching, which is not set up here; "
-                "give the PACS patient id instead."
-            )
-        if idempotency:
-            earlier = self._idempotent_job(idempotency, api_key_id, request)
-            if earlier is not None:
-                return earlier, False
-        job, created = self.jobs.submit(
-            FETCH_KIND, target.to_params(), dedupe_key=target.dedupe_key()
-        )
-        if idempotency:
-            self._remember(idempotency, api_key_id, request, job.id)
-        if created and self.pool is not None:
-            self.pool.notify()
-        return job, created
+        Raises UnknownPacs, IdempotencyConflict, PatientNotResolvable (all FetchRefused)."""
+        return self.submitter.submit(request, idempotency=idempotency, api_key_id=api_key_id)
 
     def resolve_review(self, item_id: int, r4_patient_id: int, actor: str) -> ReviewItem:
         """Staff decided whose study this is: remember the link and close the item, and the
@@ -212,42 +204,6 @@ class Gateway:
                 for name, check in zip(names, pool.map(self._check_pacs, names), strict=True):
                     checks[f"pacs:{name}"] = check
         return Readiness(checks)
-
-    def _target(self, request: FetchRequest) -> FetchTarget:
-        try:
-            return FetchTarget.resolve(self.settings, request)
-        except LookupError as exc:
-            raise UnknownPacs(str(exc)) from None
-
-    def _idempotent_job(self, key: str, api_key_id: str, request: FetchRequest) -> jobs.Job | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(idempotency_key).where(
-                    idempotency_key.c.key == key, idempotency_key.c.api_key_id == api_key_id
-                )
-            ).first()
-        if row is None:
-            return None
-        if row.request_hash != request.fingerprint():
-            raise IdempotencyConflict(
-                "This Idempotency-Key was already used for a different request."
-            )
-        return self.jobs.get(row.job_id)
-
-    def _remember(self, key: str, api_key_id: str, request: FetchRequest, job_id: str) -> None:
-        insert = idempotency_key.insert().values(
-            key=key,
-            api_key_id=api_key_id,
-            request_hash=request.fingerprint(),
-            job_id=job_id,
-            created_at=datetime.now(UTC),
-        )
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert)
-        except sa.exc.IntegrityError:
-            # A concurrent request with the same key won; its job is the answer next time.
-            pass
 
     def _check_database(self) -> Check:
         started = time.perf_counter()

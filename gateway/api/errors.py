@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from gateway.api.problems import ApiProblem, problem_response
 from gateway.api.schemas import FieldError
+from gateway.fetch.submit import FetchRefused, IdempotencyConflict
 from gateway.review import (
     InvalidLinkFile,
     LinkConflict,
@@ -27,7 +28,6 @@ from gateway.review import (
     ReviewNotFound,
     UnknownR4Patient,
 )
-from gateway.service import FetchRefused, IdempotencyConflict
 
 ToProblem = Callable[[Exception], ApiProblem]
 

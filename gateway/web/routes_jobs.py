@@ -20,7 +20,8 @@ from gateway.api.problems import field_error
 from gateway.api.routes_previews import serve_preview
 from gateway.api.routes_studies import UID_PATTERN
 from gateway.fetch.request import FetchRequest
-from gateway.service import FetchRefused, Gateway
+from gateway.fetch.submit import FetchRefused
+from gateway.service import Gateway
 from gateway.web.job_page import JobView, job_view, patient_label
 from gateway.web.session import PAGES, PageUser, checked_form, current_user, permitted
 from gateway.web.templating import NO_STORE, PageNotFound, page, render_fragment
