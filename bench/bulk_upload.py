@@ -22,10 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from r4.database import create_r4_engine
-from r4.fake_flynotes import FakeFlynotes
 from r4.flynotes import FlynotesClient
-from r4.sample_data import generate_practice
 from r4.sync import bulk_upload_patients
+from testkit.fake_flynotes import FakeFlynotes
+from testkit.sample_data import generate_practice
 
 
 def max_rss_mb() -> float:

@@ -54,10 +54,10 @@ from pynetdicom import AE, _config  # noqa: E402
 from pytest_orthanc import GATEWAY_AET, GATEWAY_MODALITY  # noqa: E402
 from serve_process import ServeProcess  # noqa: E402
 
-from gateway.fetch_request import FetchRequest  # noqa: E402
-from gateway.keys import KeyStore  # noqa: E402
+from gateway.core.keys import KeyStore  # noqa: E402
+from gateway.core.settings import Settings  # noqa: E402
+from gateway.fetch.request import FetchRequest  # noqa: E402
 from gateway.service import Gateway  # noqa: E402
-from gateway.settings import Settings  # noqa: E402
 
 OUTSIDE_ID = demo_studies.SAME_PERSON_IDS[1]  # 240-slice CT + 3-series MR
 SMALL_PATIENTS = (

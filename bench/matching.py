@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.matching import IdRule, InMemoryLinks, Matcher, PatientIndex
-from gateway.matching.synthetic import LabelledPacsPatient, SyntheticPopulation
 from r4.records import PatientRecord
+from testkit.synthetic import LabelledPacsPatient, SyntheticPopulation
 
 ID_RULES = (IdRule(prefix="R4-", pad_width=8),)
 

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,13 +27,16 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "orthanc-test")]
+
+from orthanc_server import free_port  # noqa: E402
 
 SERVER = """
 import logging, sys
 import uvicorn
-from gateway.api.app import create_app
+from gateway.app import create_app
 from gateway.service import Gateway
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 
 logging.basicConfig(filename=sys.argv[2], level=logging.INFO)
 settings = Settings()
@@ -43,12 +45,6 @@ http = "httptools" if sys.argv[4] == "1" else "h11"
 uvicorn.run(create_app(Gateway(settings)), host="127.0.0.1", port=int(sys.argv[1]),
             access_log=False, log_level="warning", loop=loop, http=http)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def installed(module: str) -> bool:
@@ -73,9 +69,9 @@ def prepare(data_dir: Path) -> tuple[dict[str, str], str, str]:
         "PYTHONPATH": str(ROOT),
     }
     os.environ.update({k: v for k, v in env.items() if k.startswith("PACS_GATEWAY_")})
-    from gateway.database import open_database
-    from gateway.keys import KeyStore
-    from gateway.settings import Settings
+    from gateway.core.database import open_database
+    from gateway.core.keys import KeyStore
+    from gateway.core.settings import Settings
 
     settings = Settings()
     assert settings.database_url is not None

@@ -154,9 +154,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def bench_http(work: Path, series: demo_studies.DemoSeries, seconds: int, connections: int) -> None:
     """wrk against one serve process: cached preview.png of one CT series, with a key."""
-    from gateway.keys import KeyStore
+    from gateway.core.keys import KeyStore
+    from gateway.core.settings import Settings
     from gateway.service import Gateway
-    from gateway.settings import Settings
     from pacs.models import Instance, PacsPatient, Study
 
     if shutil.which("wrk") is None:

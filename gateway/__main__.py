@@ -1,3 +1,3 @@
-from gateway.cli import app
+from gateway.cli.main import app
 
 app(prog_name="pacs-gateway")

@@ -5,43 +5,46 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 import jobs
-from gateway.database import open_database
-from gateway.dicom_node import DicomNode
-from gateway.fetch_job import FETCH_KIND, FetchJob, PatientResolver
-from gateway.fetch_matching import FetchMatching
-from gateway.fetch_request import FetchRequest
-from gateway.models import idempotency_key
-from gateway.patient_directory import PatientDirectory
-from gateway.practice import PracticeSide, id_rule
-from gateway.push_recovery import recover_unmatched_pushes
-from gateway.pushes import PushedStudies
+from gateway.core.database import open_database
+from gateway.core.dicom_node import DicomNode
+from gateway.core.settings import Settings
+from gateway.fetch.follow_up import bring_in_resolved
+from gateway.fetch.job import FETCH_KIND, FetchJob
+from gateway.fetch.plan import FetchMatching
+from gateway.fetch.request import FetchRequest
+from gateway.fetch.submit import (
+    FetchRefused,
+    FetchSubmitter,
+    IdempotencyConflict,
+    PatientNotResolvable,
+    UnknownPacs,
+)
+from gateway.index.study_index import IndexedStudy, StudyIndex
+from gateway.practice.directory import PatientDirectory
+from gateway.practice.side import PracticeSide, id_rule
+from gateway.pushes.receiver import PushedStudies
+from gateway.pushes.recovery import recover_unmatched_pushes
 from gateway.review import AuditLog, PatientLinks, ReviewItem, ReviewQueue
 from gateway.review import actions as review_actions
-from gateway.review.follow_up import bring_in_resolved
-from gateway.settings import Settings
-from gateway.study_index import IndexedStudy, StudyIndex
 from pacs.echo import echo
 from pacs.errors import PacsError
 
+# The refusals of submit_fetch, importable from here as before.
+__all__ = [
+    "FetchRefused",
+    "Gateway",
+    "IdempotencyConflict",
+    "PatientNotResolvable",
+    "Readiness",
+    "UnknownPacs",
+]
+
 # Readiness C-ECHOes each PACS in a thread of its own, up to this many at once.
 READINESS_ECHOES = 8
-
-
-class UnknownPacs(LookupError):
-    """The request names a PACS that is not configured."""
-
-
-class IdempotencyConflict(Exception):
-    """The Idempotency-Key was used before with a different request."""
-
-
-class PatientNotResolvable(Exception):
-    """The request names an R4 patient, but no patient matching is configured."""
 
 
 @dataclass(frozen=True)
@@ -63,35 +66,46 @@ class Readiness:
 class Gateway:
     """Everything `serve` runs, built from settings. The API and pages call only this."""
 
-    def __init__(self, settings: Settings, *, resolver: PatientResolver | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = open_database(settings.database_url)
         self.jobs = jobs.JobStore(self.engine)
         self.node = DicomNode(settings)
         self.index = StudyIndex(self.engine, self.node.store.root)
         # R4, Flynotes, Rollbar: each part off unless configured. With R4, fetches may name
-        # an R4 patient (its chart number gives the PACS id).
-        self.practice = PracticeSide(settings, self)
-        # R4 patients for matching, review candidates and staff search; empty without R4.
-        self.patients = PatientDirectory(self.practice.engine, id_rules=[id_rule(settings)])
+        # an R4 patient.
+        self.practice = PracticeSide(
+            settings, submit_fetch=self.submit_fetch, drain=self.drain, resume=self.resume
+        )
         # What staff decide: the review queue, remembered links (read first by the matcher),
         # and the audit trail of both.
         self.review = ReviewQueue(self.engine)
         self.links = PatientLinks(self.engine)
         self.audit = AuditLog(self.engine)
-        self.patients.links = self.links
-        self.fetch_job = FetchJob(
-            settings, self.node, self.index, resolver or self.practice.resolver()
+        # R4 patients for matching, review candidates and staff search; empty without R4.
+        self.patients = PatientDirectory(
+            self.practice.engine, id_rules=[id_rule(settings)], links=self.links
         )
-        if self.patients.configured:
-            # Fetches by R4 patient: linked and id-rule ids, checked by the matcher.
-            self.fetch_job.matching = FetchMatching(
+        # Fetches by R4 patient: linked and id-rule ids, checked by the matcher.
+        matching = (
+            FetchMatching(
                 self.patients,
                 self.review,
                 self.links,
                 id_rule(settings),
                 by_demographics=settings.match_by_demographics,
             )
+            if self.patients.configured
+            else None
+        )
+        self.fetch_job = FetchJob(settings, self.node, self.index, matching)
+        self.submitter = FetchSubmitter(
+            settings,
+            self.engine,
+            self.jobs,
+            matching_configured=matching is not None,
+            notify=self._notify_workers,
+        )
         # Studies a PACS sends unasked: matched once their association ends.
         self.pushes = PushedStudies(
             settings, self.node.store, self.index, self.patients, self.review
@@ -123,6 +137,10 @@ class Gateway:
             self.pool.stop(timeout)
             self.pool = None
 
+    def _notify_workers(self) -> None:
+        if self.pool is not None:
+            self.pool.notify()
+
     def resume(self) -> None:
         """Start the job workers (again, after a drain whose update failed)."""
         if self.pool is None and self._workers > 0:
@@ -138,28 +156,10 @@ class Gateway:
     def submit_fetch(
         self, request: FetchRequest, *, idempotency: str | None = None, api_key_id: str = ""
     ) -> tuple[jobs.Job, bool]:
-        """Queue a fetch, or return the job already doing it.
+        """Queue a fetch, or return the job already doing it (see gateway.fetch.submit).
 
-        Raises UnknownPacs, IdempotencyConflict, PatientNotResolvable."""
-        pacs_name = self._pacs_name(request.pacs)
-        if request.r4_patient_id and self.fetch_job.resolver is None:
-            raise PatientNotResolvable(
-                "Fetching by R4 patient id needs patient matching, which is not set up here; "
-                "give the PACS patient id instead."
-            )
-        if idempotency:
-            earlier = self._idempotent_job(idempotency, api_key_id, request)
-            if earlier is not None:
-                return earlier, False
-        params = {**request.model_dump(mode="json"), "pacs": pacs_name}
-        job, created = self.jobs.submit(
-            FETCH_KIND, params, dedupe_key=request.dedupe_key(pacs_name)
-        )
-        if idempotency:
-            self._remember(idempotency, api_key_id, request, job.id)
-        if created and self.pool is not None:
-            self.pool.notify()
-        return job, created
+        Raises UnknownPacs, IdempotencyConflict, PatientNotResolvable (all FetchRefused)."""
+        return self.submitter.submit(request, idempotency=idempotency, api_key_id=api_key_id)
 
     def resolve_review(self, item_id: int, r4_patient_id: int, actor: str) -> ReviewItem:
         """Staff decided whose study this is: remember the link and close the item, and the
@@ -204,42 +204,6 @@ class Gateway:
                 for name, check in zip(names, pool.map(self._check_pacs, names), strict=True):
                     checks[f"pacs:{name}"] = check
         return Readiness(checks)
-
-    def _pacs_name(self, name: str | None) -> str:
-        try:
-            return self.settings.peer(name).name
-        except LookupError as exc:
-            raise UnknownPacs(str(exc)) from None
-
-    def _idempotent_job(self, key: str, api_key_id: str, request: FetchRequest) -> jobs.Job | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(idempotency_key).where(
-                    idempotency_key.c.key == key, idempotency_key.c.api_key_id == api_key_id
-                )
-            ).first()
-        if row is None:
-            return None
-        if row.request_hash != request.fingerprint():
-            raise IdempotencyConflict(
-                "This Idempotency-Key was already used for a different request."
-            )
-        return self.jobs.get(row.job_id)
-
-    def _remember(self, key: str, api_key_id: str, request: FetchRequest, job_id: str) -> None:
-        insert = idempotency_key.insert().values(
-            key=key,
-            api_key_id=api_key_id,
-            request_hash=request.fingerprint(),
-            job_id=job_id,
-            created_at=datetime.now(UTC),
-        )
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert)
-        except sa.exc.IntegrityError:
-            # A concurrent request with the same key won; its job is the answer next time.
-            pass
 
     def _check_database(self) -> Check:
         started = time.perf_counter()

@@ -4,7 +4,7 @@ The demo catalog's practice patients (PACS ids R4-1001 ... R4-1006, issuer R4PRA
 patients 1001 ... 1006 with chart numbers "1001" ... "1006" and the same names, birth dates
 and sex as their studies: with the id rule prefix "R4-", chart number 1003 is PACS id R4-1003.
 The outside id EXT-77812 is the same person as R4-1003 and has no R4 row of its own. Generated
-patients (`r4.sample_data`) fill the practice around them, with ids and chart numbers
+patients (`testkit.sample_data`) fill the practice around them, with ids and chart numbers
 ("C0005000"...) that cannot collide.
 
     python orthanc-test/demo_practice.py OUT.db
@@ -13,17 +13,21 @@ patients (`r4.sample_data`) fill the practice around them, with ids and chart nu
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+
+# testkit/ (at the repo root) is not installed: run as a script, this file finds it from here.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from demo_studies import PATIENTS, PRACTICE, DemoPatient
 from pydicom.valuerep import PersonName
 from sqlalchemy import insert, select
 
 from r4.database import create_r4_engine
-from r4.sample_data import generate_practice
 from r4.schema import patients
+from testkit.sample_data import generate_practice
 
 ID_PREFIX = "R4-"
 GENERATED_FIRST_ID = 5000

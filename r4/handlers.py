@@ -41,7 +41,7 @@ class RestartRequested(Exception):
 
 
 class Reporter(Protocol):
-    """Where errors and diagnostic messages go (Rollbar, through `gateway.reporting`)."""
+    """Where errors and diagnostic messages go (Rollbar, through `gateway.practice.reporting`)."""
 
     def report_message(
         self, message: str, level: str = "error", extra: Mapping[str, Any] | None = None

@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from gateway.api.problems import ApiProblem
-from gateway.keys import ApiKey, KeyStore
+from gateway.core.keys import ApiKey, KeyStore
 
 
 class Permission(StrEnum):

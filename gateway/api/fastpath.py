@@ -20,11 +20,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import jobs
 from gateway.api.auth import Permission, allowed
-from gateway.api.job_views import job_headers, not_modified
+from gateway.api.job_responses import job_headers, not_modified
 from gateway.api.schemas import API
 
 if TYPE_CHECKING:
-    from gateway.keys import KeyStore
+    from gateway.core.keys import KeyStore
     from gateway.service import Gateway
 
 JOB_ROUTE = f"{API}/jobs/{{job_id}}"

@@ -8,12 +8,10 @@ from fastapi import APIRouter, Depends, Header, Response
 
 from gateway.api.auth import Permission, require
 from gateway.api.deps import GatewayDep
-from gateway.api.job_views import job_location, job_response
-from gateway.api.problems import ApiProblem
+from gateway.api.job_responses import job_location, job_response
 from gateway.api.schemas import API, JobOut
-from gateway.fetch_request import FetchRequest
-from gateway.keys import ApiKey
-from gateway.service import IdempotencyConflict, PatientNotResolvable, UnknownPacs
+from gateway.core.keys import ApiKey
+from gateway.fetch.request import FetchRequest
 
 router = APIRouter(prefix=API, tags=["fetches"])
 
@@ -44,17 +42,8 @@ def submit_fetch(
         ),
     ] = None,
 ) -> Response:
-    try:
-        job, created = gateway.submit_fetch(body, idempotency=idempotency_key, api_key_id=key.id)
-    except IdempotencyConflict:
-        raise ApiProblem(
-            422,
-            "This Idempotency-Key was already used with a different request; "
-            "use a new key for a new request.",
-            kind="idempotency-conflict",
-        ) from None
-    except (UnknownPacs, PatientNotResolvable) as exc:
-        raise ApiProblem(422, str(exc), kind="cannot-fetch") from None
+    # Refusals (FetchRefused) become problems in gateway.api.errors.
+    job, created = gateway.submit_fetch(body, idempotency=idempotency_key, api_key_id=key.id)
     return job_response(
         job,
         gateway.jobs,

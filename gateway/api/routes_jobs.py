@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 import jobs
 from gateway.api.auth import Permission, require
 from gateway.api.deps import GatewayDep
-from gateway.api.job_views import job_headers, job_response, not_modified
+from gateway.api.job_responses import job_headers, job_response, not_modified
 from gateway.api.problems import ApiProblem
 from gateway.api.schemas import API, MAX_OFFSET, JobEventOut, JobList, JobOut
-from gateway.fetch_request import FetchRequest
+from gateway.fetch.request import FetchRequest
 
 router = APIRouter(prefix=API, tags=["jobs"])
 

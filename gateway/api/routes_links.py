@@ -17,7 +17,7 @@ from gateway.api.problems import ApiProblem
 from gateway.api.review_schemas import ImportReportOut, LinkCreate, LinkList, LinkOut
 from gateway.api.routes_review import ID_MAX, R4_UNAVAILABLE
 from gateway.api.schemas import API, MAX_OFFSET
-from gateway.keys import ApiKey
+from gateway.core.keys import ApiKey
 from gateway.review import LinkNotFound
 from gateway.review import actions as review_actions
 from gateway.review.link_import import HEADER, import_links

@@ -23,7 +23,7 @@ from gateway.api.deps import GatewayDep
 from gateway.api.problems import ApiProblem
 from gateway.api.routes_studies import UID_PATTERN
 from gateway.api.schemas import API
-from gateway.dicomweb.catalog import Catalog, StoredFile, series_of
+from gateway.index.catalog import Catalog, StoredFile, series_of
 from gateway.service import Gateway
 from pacs.preview import PREVIEW_SIZE, THUMBNAIL_SIZE, Kind, PreviewCache, PreviewUnavailable
 from pacs.preview import placeholder_png as _placeholder_png

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Path, Query
 
 from gateway.api.auth import Permission, require
 from gateway.api.deps import GatewayDep
-from gateway.api.problems import ApiProblem, problem_response
+from gateway.api.problems import ApiProblem
 from gateway.api.review_schemas import (
     DismissRequest,
     ResolveRequest,
@@ -17,20 +16,11 @@ from gateway.api.review_schemas import (
     ReviewList,
     StateFilter,
 )
-from gateway.api.schemas import API, MAX_OFFSET, FieldError
-from gateway.keys import ApiKey
+from gateway.api.schemas import API, MAX_OFFSET
+from gateway.core.keys import ApiKey
 from gateway.review import (
-    InvalidLinkFile,
-    LinkConflict,
-    LinkNotFound,
-    R4Unavailable,
-    ReviewAlreadyQueued,
-    ReviewClosed,
-    ReviewError,
-    ReviewNotDismissed,
     ReviewNotFound,
     ReviewState,
-    UnknownR4Patient,
 )
 
 router = APIRouter(prefix=API, tags=["review"])
@@ -153,46 +143,3 @@ def dismiss_review(
 def reopen_review(item_id: ItemId, gateway: GatewayDep, key: Reviewer) -> ReviewItemOut:
     item = gateway.reopen_review(item_id, key.name)
     return ReviewItemOut.of(item)
-
-
-async def review_refused(_request: Request, exc: Exception) -> JSONResponse:
-    """App-wide handler: a refusal of gateway.review raised by any API route becomes its
-    problem, so routes need no try/except of their own."""
-    assert isinstance(exc, ReviewError)
-    problem = review_problem(exc)
-    return problem_response(
-        problem.status,
-        problem.detail,
-        kind=problem.kind,
-        headers=problem.headers,
-        errors=problem.errors,
-    )
-
-
-def review_problem(exc: ReviewError) -> ApiProblem:
-    """The problem for a refusal of gateway.review; their messages carry no patient data."""
-    detail = str(exc)
-    if isinstance(exc, ReviewNotFound):
-        return ApiProblem(404, detail, kind="review-not-found")
-    if isinstance(exc, LinkNotFound):
-        return ApiProblem(404, detail, kind="link-not-found")
-    if isinstance(exc, ReviewClosed):
-        return ApiProblem(409, detail, kind="review-closed")
-    if isinstance(exc, ReviewNotDismissed):
-        return ApiProblem(409, detail, kind="review-not-dismissed")
-    if isinstance(exc, ReviewAlreadyQueued):
-        return ApiProblem(409, detail, kind="review-already-queued")
-    if isinstance(exc, LinkConflict):
-        return ApiProblem(409, detail, kind="link-conflict")
-    if isinstance(exc, UnknownR4Patient):
-        return ApiProblem(
-            422,
-            detail,
-            kind="unknown-r4-patient",
-            errors=[FieldError(field="body.r4_patient_id", message="no R4 patient has this id")],
-        )
-    if isinstance(exc, InvalidLinkFile):
-        return ApiProblem(422, detail, kind="invalid-link-file")
-    if isinstance(exc, R4Unavailable):
-        return ApiProblem(503, detail, kind="r4-unavailable", headers={"Retry-After": "30"})
-    return ApiProblem(422, detail, kind="invalid-request")

@@ -1,6 +1,6 @@
 """The API's response bodies. Every field carries a description: it is the API's documentation.
 
-Requests are `gateway.fetch_request.FetchRequest`; these models only describe what goes out.
+Requests are `gateway.fetch.request.FetchRequest`; these models only describe what goes out.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 import jobs
-from gateway.study_index import IndexedStudy
-from gateway.viewer_links import ViewerLink, current_viewer_links, render_links
+from gateway.core.viewer_links import ViewerLink, current_viewer_links, render_links
+from gateway.index.study_index import IndexedStudy
 
 API = "/api/v1"
 # Paging offsets past this are refused (422): SQLite overflows on offsets past 64 bits.
@@ -178,7 +178,7 @@ class StudyOut(BaseModel):
         with_series: bool = False,
         viewers: Sequence[ViewerLink] | None = None,
     ) -> StudyOut:
-        """`viewers` defaults to the running gateway's (see gateway.viewer_links)."""
+        """`viewers` defaults to the running gateway's (see gateway.core.viewer_links)."""
         base = f"{API}/studies/{s.study_uid}"
         viewer_links = current_viewer_links.get() if viewers is None else viewers
         return cls(

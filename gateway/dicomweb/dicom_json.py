@@ -17,7 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 
-from gateway.dicomweb.catalog import StoredFile, StudyRow
+from gateway.index.catalog import StoredFile, StudyRow
 
 log = logging.getLogger("gateway.dicomweb")
 

@@ -21,7 +21,7 @@ from gateway.api.routes_previews import placeholder_response
 from gateway.api.routes_studies import UID_PATTERN
 from gateway.api.schemas import MAX_OFFSET
 from gateway.dicomweb import dicom_json, multipart
-from gateway.dicomweb.catalog import BadQuery, Catalog, StoredFile, parse_filter, series_of
+from gateway.index.catalog import BadQuery, Catalog, StoredFile, parse_filter, series_of
 from gateway.service import Gateway
 from pacs.preview import ImageFormat, PreviewUnavailable, render_preview
 

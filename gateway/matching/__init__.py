@@ -22,8 +22,7 @@ from gateway.matching.decision import (
     SexMatch,
     Thresholds,
 )
-from gateway.matching.index import PatientIndex
-from gateway.matching.matcher import Matcher, review_sentence
+from gateway.matching.matcher import Matcher, reason_sentence
 from gateway.matching.normalize import (
     NormalizedName,
     fold_text,
@@ -34,6 +33,7 @@ from gateway.matching.normalize import (
     soundex,
     swap_day_month,
 )
+from gateway.matching.patient_index import PatientIndex
 from gateway.matching.rules import IdRule, InMemoryLinks, LinkLookup, NoLinks, loose_id_key
 from gateway.matching.scoring import Demographics, name_similarity, score_candidate
 
@@ -61,7 +61,7 @@ __all__ = [
     "normalize_name",
     "normalize_person_name",
     "normalize_sex",
-    "review_sentence",
+    "reason_sentence",
     "score_candidate",
     "soundex",
     "swap_day_month",

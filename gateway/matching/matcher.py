@@ -17,8 +17,8 @@ from gateway.matching.decision import (
     SexMatch,
     Thresholds,
 )
-from gateway.matching.index import PatientIndex
 from gateway.matching.normalize import normalize_birth_date, normalize_person_name, normalize_sex
+from gateway.matching.patient_index import PatientIndex
 from gateway.matching.rules import IdRule, LinkLookup, NoLinks, loose_id_key
 from gateway.matching.scoring import FAMILY_WEIGHT, GIVEN_WEIGHT, Demographics, score_candidate
 from pacs.models import PacsPatient
@@ -54,7 +54,7 @@ _REVIEW_SENTENCES = {
 }
 
 
-def review_sentence(reason: ReviewReason) -> str:
+def reason_sentence(reason: ReviewReason) -> str:
     """The sentence staff read for a review reason code."""
     return _REVIEW_SENTENCES[reason]
 

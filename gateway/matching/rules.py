@@ -119,6 +119,16 @@ class IdRule:
             text = text[: len(text) - len(self.suffix)]
         return self._canonical(text) if text.strip() else None
 
+    def pacs_id(self, chart_number: str) -> str:
+        """The PACS PatientID this rule expects for an R4 chart number (prefix, padding, suffix).
+
+        Case is kept as R4 has it: C-FIND matches PatientID exactly.
+        """
+        text = chart_number.strip()
+        if self.pad_width is not None:
+            text = text.zfill(self.pad_width)
+        return f"{self.prefix}{text}{self.suffix}"
+
     def r4_key(self, r4_id: str | None) -> str | None:
         if not r4_id or not r4_id.strip():
             return None

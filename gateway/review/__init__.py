@@ -34,6 +34,7 @@ from gateway.review.records import (
     ReviewOrigin,
     ReviewState,
 )
+from gateway.review.sinks import LinkedIds, ReviewSink
 
 __all__ = [
     "AuditAction",
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidLinkFile",
     "LinkConflict",
     "LinkNotFound",
+    "LinkedIds",
     "PatientLink",
     "PatientLinks",
     "R4Unavailable",
@@ -54,6 +56,7 @@ __all__ = [
     "ReviewNotFound",
     "ReviewOrigin",
     "ReviewQueue",
+    "ReviewSink",
     "ReviewState",
     "UnknownR4Patient",
 ]

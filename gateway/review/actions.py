@@ -7,6 +7,7 @@ R4 may be slow, and the gateway database should not be locked while it answers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -31,7 +32,7 @@ DISMISS_REASON_MAX = 500
 
 
 class PatientLookup(Protocol):
-    """What the actions need of gateway.patient_directory.PatientDirectory."""
+    """What the actions need of gateway.practice.directory.PatientDirectory."""
 
     def get(self, r4_patient_id: int) -> object | None: ...
 
@@ -156,16 +157,25 @@ def reopen(queue: ReviewQueue, audit: AuditLog, item_id: int, actor: str) -> Rev
     """Take a dismissal back: the item is open again, as it was before it was dismissed.
 
     Audits `review.reopen`. Raises ReviewNotFound, ReviewNotDismissed, ReviewAlreadyQueued."""
+    return _change_item(
+        queue, audit, item_id, actor, AuditAction.REVIEW_REOPEN, lambda c: queue.reopen(c, item_id)
+    )
+
+
+def _change_item(
+    queue: ReviewQueue,
+    audit: AuditLog,
+    item_id: int,
+    actor: str,
+    action: AuditAction,
+    change: Callable[[sa.Connection], tuple[ReviewItem, ReviewItem]],
+) -> ReviewItem:
+    """One change of an item and its audit record (before, after), in one transaction."""
 
     def attempt(conn: sa.Connection) -> ReviewItem:
-        before, after = queue.reopen(conn, item_id)
+        before, after = change(conn)
         audit.record(
-            actor,
-            AuditAction.REVIEW_REOPEN,
-            review_subject(item_id),
-            item_view(before),
-            item_view(after),
-            conn=conn,
+            actor, action, review_subject(item_id), item_view(before), item_view(after), conn=conn
         )
         return after
 
@@ -182,21 +192,10 @@ def dismiss(
     if not 1 <= len(reason) <= DISMISS_REASON_MAX:
         raise ValueError(f"A dismissal needs a reason of 1 to {DISMISS_REASON_MAX} characters.")
 
-    def attempt(conn: sa.Connection) -> ReviewItem:
-        before, after = queue.close(
-            conn, item_id, state=ReviewState.DISMISSED, actor=actor, reason=reason
-        )
-        audit.record(
-            actor,
-            AuditAction.REVIEW_DISMISS,
-            review_subject(item_id),
-            item_view(before),
-            item_view(after),
-            conn=conn,
-        )
-        return after
+    def close(conn: sa.Connection) -> tuple[ReviewItem, ReviewItem]:
+        return queue.close(conn, item_id, state=ReviewState.DISMISSED, actor=actor, reason=reason)
 
-    return in_transaction(queue.engine, attempt)
+    return _change_item(queue, audit, item_id, actor, AuditAction.REVIEW_DISMISS, close)
 
 
 def create_link(

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.models import audit_event
+from gateway.core.models import audit_event
 from gateway.review.records import AuditEvent
 from gateway.review.transactions import now, reading, utc, writing
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.models import patient_link
+from gateway.core.models import patient_link
 from gateway.review.errors import LinkConflict
 from gateway.review.records import PatientLink
 from gateway.review.transactions import now, reading, utc, writing

@@ -15,8 +15,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from gateway.core.models import review_item
 from gateway.matching import Candidate, MatchDecision
-from gateway.models import review_item
 from gateway.review.errors import (
     ReviewAlreadyQueued,
     ReviewClosed,

@@ -1,6 +1,6 @@
 """What the review package hands out: review items with their candidates, links, audit events.
 
-Plain frozen dataclasses; the tables behind them are in gateway.models.
+Plain frozen dataclasses; the tables behind them are in gateway.core.models.
 """
 
 from __future__ import annotations

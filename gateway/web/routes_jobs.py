@@ -19,9 +19,10 @@ from gateway.api.auth import Permission
 from gateway.api.problems import field_error
 from gateway.api.routes_previews import serve_preview
 from gateway.api.routes_studies import UID_PATTERN
-from gateway.fetch_request import FetchRequest
-from gateway.service import Gateway, PatientNotResolvable, UnknownPacs
-from gateway.web.job_view import JobView, job_view, patient_label
+from gateway.fetch.request import FetchRequest
+from gateway.fetch.submit import FetchRefused
+from gateway.service import Gateway
+from gateway.web.job_page import JobView, job_view, patient_label
 from gateway.web.session import PAGES, PageUser, checked_form, current_user, permitted
 from gateway.web.templating import NO_STORE, PageNotFound, page, render_fragment
 
@@ -141,7 +142,7 @@ async def fetch(
     gateway = _gateway(request)
     try:
         job, _ = await run_in_threadpool(gateway.submit_fetch, request_body)
-    except (UnknownPacs, PatientNotResolvable) as exc:
+    except FetchRefused as exc:
         errors["form"] = str(exc)
         return _fetch_page(request, user, values, errors, status=422)
     return RedirectResponse(f"{PAGES}/jobs/{job.id}", status_code=303, headers=NO_STORE)

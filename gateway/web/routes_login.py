@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
-from gateway.keys import KeyStore
+from gateway.core.keys import KeyStore
 from gateway.web import session
 from gateway.web.session import PAGES, PageUser, checked_form, current_user
 from gateway.web.templating import NO_STORE, page

@@ -24,8 +24,8 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api.auth import Permission, allowed
-from gateway.keys import ApiKey
-from gateway.settings import Settings
+from gateway.core.keys import ApiKey
+from gateway.core.settings import Settings
 
 PAGES = "/ui"
 COOKIE_NAME = "pgw_session"

@@ -8,33 +8,19 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from orthanc_server import free_port
 
-from gateway.api.app import create_app
-from gateway.keys import ROLES, KeyStore
+from gateway.app import create_app
+from gateway.core.keys import ROLES, KeyStore
+from gateway.core.settings import Settings
 from gateway.service import Gateway
-from gateway.settings import PacsSettings, Settings
+from testkit.gateways import closed_pacs_settings
 
 PACS_NAME = "main-pacs"
 
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "var",
-        dicom_port=free_port(),
-        dicom_bind="127.0.0.1",
-        workers=0,
-        pacs=[
-            PacsSettings(
-                name=PACS_NAME,
-                ae_title="NOBODY",
-                host="127.0.0.1",
-                port=free_port(),  # closed: nothing listens there
-                connect_timeout=1.0,
-            )
-        ],
-    )
+    return closed_pacs_settings(tmp_path / "var", pacs_name=PACS_NAME)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from gateway.api.auth import PERMISSIONS, Permission, allowed
-from gateway.keys import ROLES
+from gateway.core.keys import ROLES
 
 PUBLIC = {"/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
 SAMPLE_PARAMS = {"job_id": "00000000-0000-0000-0000-000000000000", "study_uid": "1.2.3"}

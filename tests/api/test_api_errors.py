@@ -8,7 +8,7 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.api.app import create_app
+from gateway.app import create_app
 
 PATIENT = "PAT-SECRET-4417"
 

@@ -7,8 +7,8 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from gateway.cli_keys import keys_app
-from gateway.keys import AmbiguousKeyName, KeyNotFound, KeyStore
+from gateway.cli.keys import keys_app
+from gateway.core.keys import AmbiguousKeyName, KeyNotFound, KeyStore
 
 KEY_FORMAT = re.compile(r"^pgw_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$")
 
@@ -155,7 +155,7 @@ def test_cli_refuses_bad_input(cli):
 
 
 def test_keys_is_a_subcommand_of_pacs_gateway(settings):
-    from gateway.cli import app
+    from gateway.cli.main import app
 
     result = CliRunner().invoke(
         app, ["keys", "list"], env={"PACS_GATEWAY_DATABASE_URL": settings.database_url}

@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from orthanc_server import free_port
 
-from gateway.api.app import create_app
+from gateway.app import create_app
+from gateway.core.settings import PacsSettings, Settings
 from gateway.service import Gateway
-from gateway.settings import PacsSettings, Settings
 
 # A PACS that takes connections and never answers waits out the whole association timeout.
 ACSE_TIMEOUT = 2.0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pytest_orthanc import GATEWAY_AET
 
-from gateway.settings import PacsSettings, Settings
+from gateway.core.settings import PacsSettings, Settings
 
 FAST_RETRY = {"retry_initial_delay": 0.5, "retry_max_delay": 1.0, "retry_max_attempts": 30}
 

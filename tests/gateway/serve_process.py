@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from orthanc_server import free_port, wait_until
 
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 
 
 def write_config(path: Path, settings: Settings) -> Path:

@@ -9,7 +9,7 @@ from orthanc_server import wait_until
 from pytest_orthanc import GATEWAY_AET
 
 import jobs
-from gateway.fetch_request import FetchRequest
+from gateway.fetch.request import FetchRequest
 
 OUTSIDE_ID = demo_studies.SAME_PERSON_IDS[1]  # CBCT (240 slices) and a 3-series MR
 

@@ -8,8 +8,8 @@ from gateway_testkit import gateway_settings
 from orthanc_server import wait_until
 from serve_process import ServeProcess
 
-from gateway.database import open_database
-from gateway.keys import KeyStore
+from gateway.core.database import open_database
+from gateway.core.keys import KeyStore
 
 OUTSIDE_ID = demo_studies.SAME_PERSON_IDS[1]
 

@@ -13,7 +13,7 @@ from gateway_testkit import gateway_settings
 from orthanc_server import free_port, wait_until
 from serve_process import ServeProcess
 
-from gateway.fetch_request import FetchRequest
+from gateway.fetch.request import FetchRequest
 from gateway.service import Gateway
 
 OUTSIDE_ID = demo_studies.SAME_PERSON_IDS[1]

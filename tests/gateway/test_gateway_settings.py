@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from gateway.settings import CONFIG_ENV, Settings
-from gateway.settings_doc import render
+from gateway.core.settings import CONFIG_ENV, Settings
+from gateway.core.settings_doc import render
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_configuration_doc_matches_the_code():
     assert (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8") == render(), (
-        "regenerate it: python -m gateway.settings_doc > docs/configuration.md"
+        "regenerate it: python -m gateway.core.settings_doc > docs/configuration.md"
     )
 
 

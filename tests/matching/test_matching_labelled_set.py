@@ -22,7 +22,7 @@ from gateway.matching import (
     PatientIndex,
     ReviewReason,
 )
-from gateway.matching.synthetic import LabelledPacsPatient, labelled_set
+from testkit.synthetic import LabelledPacsPatient, labelled_set
 
 SEEDS = (20261123, 1, 2)
 ID_RULES = (IdRule(prefix="R4-", pad_width=8),)

@@ -13,9 +13,9 @@ from orthanc_server import free_port
 from pages_testkit import VIEWERS, PagesGateway
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from gateway.keys import KeyStore
+from gateway.core.keys import KeyStore
+from gateway.core.settings import PacsSettings, Settings
 from gateway.service import Gateway
-from gateway.settings import PacsSettings, Settings
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright downloads no browser here
 CHROMIUM_ARGS = [

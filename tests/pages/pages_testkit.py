@@ -16,8 +16,8 @@ if str(TESTS / "gateway") not in sys.path:
 from playwright.sync_api import Page, expect  # noqa: E402
 from serve_process import ServeProcess  # noqa: E402
 
+from gateway.core.viewer_links import ViewerLink  # noqa: E402
 from gateway.service import Gateway  # noqa: E402
-from gateway.viewer_links import ViewerLink  # noqa: E402
 
 ARTIFACTS = TESTS.parent / "test-artifacts" / "pages"
 VIEWERS = [

@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from orthanc_server import free_port
 
-from gateway.api.app import create_app
+from gateway.app import create_app
+from gateway.core.settings import Settings
 from gateway.service import Gateway
-from gateway.settings import Settings
 from gateway.web.routes_home import FALLBACK_DOCUMENT
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import re
 from pages_testkit import assert_accessible, screenshot
 from playwright.sync_api import expect
 
-from gateway.keys import KeyStore
+from gateway.core.keys import KeyStore
 
 
 def test_a_wrong_key_is_refused_and_the_right_one_opens_the_dashboard(

@@ -15,12 +15,12 @@ from demo_practice import write_demo_practice
 from fastapi.testclient import TestClient
 from orthanc_server import free_port
 
-from gateway.api.app import create_app
-from gateway.fetch_matching import found_by_name
-from gateway.keys import ROLES
+from gateway.app import create_app
+from gateway.core.keys import ROLES
+from gateway.core.settings import PacsSettings, Settings
+from gateway.fetch.plan import found_by_name
 from gateway.review import ReviewItem, ReviewOrigin, ReviewState
 from gateway.service import Gateway
-from gateway.settings import PacsSettings, Settings
 from pacs.models import PacsPatient, PersonName, Study
 
 PACS_NAME = "main-pacs"

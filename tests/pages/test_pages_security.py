@@ -14,13 +14,14 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from orthanc_server import free_port
 
-from gateway.api.app import create_app
-from gateway.fetch_request import FetchRequest
-from gateway.keys import ROLES
+from gateway.app import create_app
+from gateway.core.keys import ROLES
+from gateway.core.settings import Settings
+from gateway.fetch.request import FetchRequest
 from gateway.service import Gateway
-from gateway.settings import PacsSettings, Settings
 from gateway.web import ROUTERS
 from gateway.web.session import COOKIE_NAME, SECRET_FILE, local_path
+from testkit.gateways import closed_pacs_settings
 
 PUBLIC_PAGES = {"/ui/login", "/ui/fallback"}  # the fallback procedure: for when all else fails
 SAMPLE = {"job_id": "00000000-0000-0000-0000-000000000000", "item_id": "1", "kind": "thumbnail"}
@@ -28,21 +29,7 @@ SAMPLE = {"job_id": "00000000-0000-0000-0000-000000000000", "item_id": "1", "kin
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "var",
-        dicom_port=free_port(),
-        dicom_bind="127.0.0.1",
-        workers=0,
-        pacs=[
-            PacsSettings(
-                name="main",
-                ae_title="NOBODY",
-                host="127.0.0.1",
-                port=free_port(),
-                connect_timeout=0.5,
-            )
-        ],
-    )
+    return closed_pacs_settings(tmp_path / "var", connect_timeout=0.5)
 
 
 @pytest.fixture

@@ -16,15 +16,15 @@ from orthanc_server import free_port
 from r4_testkit import LICENCE, Queues, RollbarRecorder, wait_until
 from serve_process import ServeProcess
 
-from gateway.models import idempotency_key
-from gateway.practice import FLYNOTES_KEY_ID
+from gateway.core.models import idempotency_key
+from gateway.practice.side import FLYNOTES_KEY_ID
 from gateway.service import Gateway
 from r4.database import create_r4_engine
-from r4.fake_flynotes import FakeFlynotes
 from r4.handlers import RESTART_EXIT_CODE
-from r4.sample_data import generate_practice
 from r4.schema import patients
 from r4.selfupdate import installed_version
+from testkit.fake_flynotes import FakeFlynotes
+from testkit.sample_data import generate_practice
 
 FIRST_ID = 48_213_001  # long ids, so a leaked id cannot hide among other numbers
 FETCH_CHART = "1001"  # with prefix "R4-": the demo patient R4-1001 (2 studies, 5 images)

@@ -8,11 +8,11 @@ import pytest
 from r4_testkit import LICENCE, Queues, RollbarRecorder, running_moto
 from sqlalchemy import Engine
 
-from gateway import reporting
+from gateway.practice import reporting
 from r4.database import create_r4_engine
-from r4.fake_flynotes import FakeFlynotes
 from r4.flynotes import FlynotesClient
-from r4.sample_data import PracticeSummary, generate_practice
+from testkit.fake_flynotes import FakeFlynotes
+from testkit.sample_data import PracticeSummary, generate_practice
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ import pytest
 from botocore.exceptions import ClientError
 from r4_testkit import wait_until
 
-from gateway.reporting import RollbarReporter
+from gateway.practice.reporting import RollbarReporter
 from r4.commands import CommandLoop, LoopSettings, make_sqs_client
 from r4.flynotes import AwsCredentials, SqsAccess
 from r4.handlers import PracticeCommandHandler, RestartRequested
 from r4.messages import Command, FetchStudies
 from r4.patients import iter_patient_records
-from r4.sample_data import NOTES
+from testkit.sample_data import NOTES
 
 
 class Harness:

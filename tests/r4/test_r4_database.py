@@ -16,8 +16,8 @@ from r4.patients import (
     questionnaire_question_texts,
 )
 from r4.records import PatientRecord
-from r4.sample_data import ANSWERS, QUESTIONS, generate_practice
 from r4.schema import medical_history, metadata, patients
+from testkit.sample_data import ANSWERS, QUESTIONS, generate_practice
 
 
 def test_production_url_is_windows_auth_through_pyodbc():

@@ -7,7 +7,6 @@ import httpx
 import pytest
 from r4_testkit import LICENCE
 
-from r4.fake_flynotes import FakeFlynotes
 from r4.flynotes import (
     FlynotesClient,
     FlynotesRequestError,
@@ -16,6 +15,7 @@ from r4.flynotes import (
 )
 from r4.patients import get_patient, iter_patient_batches
 from r4.sync import PatientNotFound, bulk_upload_patients, sync_patient
+from testkit.fake_flynotes import FakeFlynotes
 
 
 def test_initialise_returns_version_queue_and_expiring_credentials(fake_flynotes, flynotes_client):

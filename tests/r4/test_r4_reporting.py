@@ -1,4 +1,4 @@
-"""gateway.reporting: what actually arrives at (a local stand-in for) Rollbar."""
+"""gateway.practice.reporting: what actually arrives at (a local stand-in for) Rollbar."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 from r4_testkit import wait_until
 
-from gateway import reporting
+from gateway.practice import reporting
 from r4.commands import CommandLoop, LoopSettings
 from r4.flynotes import FlynotesClient
 from r4.patients import Address, Contact, PatientDetails

@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 from demo_practice import write_demo_practice
 from fastapi.testclient import TestClient
-from orthanc_server import free_port
 
-from gateway.api.app import create_app
-from gateway.fetch_matching import found_by_name
-from gateway.keys import ROLES
+from gateway.app import create_app
+from gateway.core.keys import ROLES
+from gateway.core.settings import Settings
+from gateway.fetch.plan import found_by_name
 from gateway.matching import MatchDecision
 from gateway.review import ReviewItem, ReviewOrigin
 from gateway.service import Gateway
-from gateway.settings import PacsSettings, Settings
 from pacs.models import PacsPatient, PersonName, Study
+from testkit.gateways import closed_pacs_settings
 
 TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS / "gateway") not in sys.path:  # gateway_testkit, for the Orthanc test
@@ -43,22 +43,9 @@ def r4_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def settings(tmp_path, r4_url) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "var",
-        dicom_port=free_port(),
-        dicom_bind="127.0.0.1",
-        workers=0,  # jobs stay queued: the tests look at what was submitted
-        r4_database_url=r4_url,
-        pacs_id_rule_prefix=ID_PREFIX,
-        pacs=[
-            PacsSettings(
-                name=PACS_NAME,
-                ae_title="NOBODY",
-                host="127.0.0.1",
-                port=free_port(),  # closed: nothing listens there
-                connect_timeout=1.0,
-            )
-        ],
+    # No workers: jobs stay queued, the tests look at what was submitted.
+    return closed_pacs_settings(
+        tmp_path / "var", pacs_name=PACS_NAME, r4_database_url=r4_url, pacs_id_rule_prefix=ID_PREFIX
     )
 
 
@@ -126,7 +113,7 @@ TWIN = Pacs("X-55501", "Okafor^Chidi", date(2012, 5, 9), "M", issuer="NORTHSIDE-
 
 
 def review_decision(gateway: Gateway, patient: PacsPatient) -> MatchDecision:
-    """The matcher's decision as gateway.fetch_matching queues a name-query hit: a review
+    """The matcher's decision as gateway.fetch.plan queues a name-query hit: a review
     decision with found_by_name first, even when the matcher would link it."""
     matcher = gateway.patients.matcher()
     assert matcher is not None

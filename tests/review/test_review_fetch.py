@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from gateway_testkit import gateway_settings
 from orthanc_server import wait_until
 
-from gateway.api.app import create_app
+from gateway.app import create_app
 from gateway.review import ReviewOrigin
 from gateway.service import Gateway
 from pacs.models import StudyQuery

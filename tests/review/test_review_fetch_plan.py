@@ -9,10 +9,10 @@ from datetime import date
 
 import pytest
 
-from gateway.fetch_matching import FetchMatching, FetchPlan
-from gateway.fetch_request import FetchRequest
-from gateway.matching import ReviewReason, review_sentence
-from gateway.practice import id_rule
+from gateway.fetch.plan import FetchMatching, FetchPlan
+from gateway.fetch.request import FetchRequest, FetchTarget
+from gateway.matching import ReviewReason, reason_sentence
+from gateway.practice.side import id_rule
 from gateway.review import ReviewOrigin, ReviewState
 from pacs.models import Peer, Study, StudyQuery
 
@@ -81,7 +81,8 @@ def plan(gateway, settings, pacs_name):
             find=StandInPacs(*(p.study() for p in held)),
         )
         request = FetchRequest(r4_patient_id=str(DUBOIS))
-        return matching.plan(settings.peer(), settings.ae_title, pacs_name, request, job_id)
+        target = FetchTarget.resolve(settings, request)
+        return matching.plan(target, settings.ae_title, job_id)
 
     return run
 
@@ -102,7 +103,7 @@ def test_a_study_found_only_by_name_says_why_even_when_the_demographics_agree(
     (item,) = gateway.review.list()
     assert item.origin is ReviewOrigin.NAME_QUERY and item.study_uid == outside.study_uid
     assert item.why == (ReviewReason.FOUND_BY_NAME.value,)
-    assert item.reasons[0] == review_sentence(ReviewReason.FOUND_BY_NAME)
+    assert item.reasons[0] == reason_sentence(ReviewReason.FOUND_BY_NAME)
     assert item.reasons[0] == (
         "found by name and birth date under a PACS id not linked to this patient; a person "
         "must confirm"
@@ -120,8 +121,8 @@ def test_a_name_query_hit_keeps_the_matchers_own_reasons_after_found_by_name(
     assert found.in_review == 1
     (item,) = gateway.review.list()
     assert item.why[0] == "found_by_name" and "sex_differs" in item.why
-    assert item.reasons[0] == review_sentence(ReviewReason.FOUND_BY_NAME)
-    assert review_sentence(ReviewReason.SEX_DIFFERS) in item.reasons
+    assert item.reasons[0] == reason_sentence(ReviewReason.FOUND_BY_NAME)
+    assert reason_sentence(ReviewReason.SEX_DIFFERS) in item.reasons
 
 
 def test_a_dismissed_study_is_neither_fetched_nor_counted_as_awaiting_review(
@@ -180,7 +181,7 @@ def test_a_study_under_a_linked_id_from_another_issuer_says_why_it_waits(
     (item,) = gateway.review.list()
     assert item.origin is ReviewOrigin.FETCH and item.study_uid == outside.study_uid
     assert item.why == (ReviewReason.ISSUER_DIFFERS.value,)
-    assert item.reasons[0] == review_sentence(ReviewReason.ISSUER_DIFFERS)
+    assert item.reasons[0] == reason_sentence(ReviewReason.ISSUER_DIFFERS)
     assert item.reasons[0] == (
         "found under a PACS id linked to this patient, but from another issuer of patient "
         "ids; a person must confirm"

@@ -1,4 +1,4 @@
-"""Migration 0002 creates exactly the tables gateway.models describes, on SQLite and on
+"""Migration 0002 creates exactly the tables gateway.core.models describes, on SQLite and on
 PostgreSQL, and the JSON columns round-trip on both."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy.exc import OperationalError
 
-from gateway import database
+from gateway.core import database
+from gateway.core.models import metadata
 from gateway.matching import Candidate, MatchDecision, ReviewReason
 from gateway.matching.decision import BirthDateMatch, SexMatch
-from gateway.models import metadata
 from gateway.review import AuditLog, PatientLinks, ReviewOrigin, ReviewQueue, ReviewState, actions
 from pacs.models import PacsPatient, PersonName, Study
 

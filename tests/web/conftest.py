@@ -19,9 +19,9 @@ from demo_studies import DemoCatalog, DemoStudy
 from fastapi.testclient import TestClient
 from orthanc_server import free_port
 
-from gateway.api.app import create_app
+from gateway.app import create_app
+from gateway.core.settings import Settings
 from gateway.service import Gateway
-from gateway.settings import Settings
 from pacs.models import Instance, PacsPatient, Study
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gateway"))

@@ -14,8 +14,8 @@ from orthanc_server import wait_until
 from PIL import Image
 from serve_process import ServeProcess
 
-from gateway.database import open_database
-from gateway.keys import KeyStore
+from gateway.core.database import open_database
+from gateway.core.keys import KeyStore
 
 PATIENT_ID = demo_studies.SAME_PERSON_IDS[0]  # two small studies: PX and IO
 AS_STORED = (("application/dicom", "*"),)  # the gateway never transcodes

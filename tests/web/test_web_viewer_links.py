@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from gateway.settings import Settings
-from gateway.viewer_links import ViewerLink
+from gateway.core.settings import Settings
+from gateway.core.viewer_links import ViewerLink
 
 OHIF = {
     "name": "OHIF",

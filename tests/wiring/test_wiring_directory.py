@@ -8,7 +8,7 @@ import pytest
 from demo_practice import demo_people
 
 from gateway.matching import IdRule
-from gateway.patient_directory import PatientDirectory
+from gateway.practice.directory import PatientDirectory
 from pacs.models import PacsPatient, PersonName
 from r4.database import create_r4_engine
 from r4.schema import patients

@@ -10,7 +10,7 @@ from demo_practice import r4_patient_id
 from orthanc_server import wait_until
 
 import jobs
-from gateway.fetch_request import FetchRequest
+from gateway.fetch.request import FetchRequest
 from gateway.review import ReviewOrigin
 from r4.database import create_r4_engine
 from r4.schema import patients

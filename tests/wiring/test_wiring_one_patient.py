@@ -11,7 +11,7 @@ from demo_practice import r4_patient_id
 from orthanc_server import HOST, wait_until
 
 import jobs
-from gateway.fetch_request import FetchRequest
+from gateway.fetch.request import FetchRequest
 
 WIDEN = """
 function IncomingFindRequestFilter(query, origin)

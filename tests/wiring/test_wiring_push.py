@@ -15,8 +15,8 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from wiring_senders import MODALITY_AET, push, storescu
 
-from gateway.fetch_request import FetchRequest
-from gateway.pushes import NO_R4_REASON
+from gateway.fetch.request import FetchRequest
+from gateway.pushes.receiver import NO_R4_REASON
 from gateway.review import ReviewOrigin
 from r4.database import create_r4_engine
 from r4.schema import patients

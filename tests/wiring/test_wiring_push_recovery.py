@@ -24,12 +24,12 @@ from pydicom.uid import generate_uid
 from serve_process import ServeProcess
 from wiring_senders import MODALITY_AET, push, storescu
 
-from gateway.fetch_request import FetchRequest
-from gateway.push_recovery import find_unmatched
-from gateway.pushes import UNKNOWN_SENDER
+from gateway.core.settings import PacsSettings, Settings
+from gateway.fetch.request import FetchRequest
+from gateway.pushes.receiver import UNKNOWN_SENDER
+from gateway.pushes.recovery import find_unmatched
 from gateway.review import ReviewState
 from gateway.service import Gateway
-from gateway.settings import PacsSettings, Settings
 from pacs.store import StudyStore
 
 ID_RULE = {"pacs_id_rule_prefix": "R4-"}
@@ -215,7 +215,7 @@ def test_indexed_and_reviewed_studies_are_left_alone_and_a_study_without_sender_
     assert recovered.instance_count == found.instance_count
     assert _review_states(restarted) == before
     assert restarted.index.study(indexed.study_uid).fetched_at == fetched_at
-    messages = [r.getMessage() for r in caplog.records if r.name == "gateway.push_recovery"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "gateway.pushes.recovery"]
     assert messages == [
         "received but never matched (the gateway stopped first): 1 study, matched now as "
         f"pushes: {found.study_uid}"

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jobs
+from gateway.core.viewer_links import render_links
 from gateway.service import Gateway
-from gateway.viewer_links import render_links
 from gateway.web.session import PAGES
 
 # Seconds the page waits between two (long) polls of the status endpoint.

@@ -15,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 
 from gateway.api import (
+    errors,
     problems,
     routes_audit,
     routes_fetches,
@@ -28,11 +29,10 @@ from gateway.api import (
 from gateway.api.fastpath import JobPollFastPath
 from gateway.api.middleware import BodyLimit, RequestLog
 from gateway.api.schemas import Problem
+from gateway.core.keys import KeyStore
+from gateway.core.viewer_links import bind_viewer_links
 from gateway.dicomweb import routes as dicomweb_routes
-from gateway.keys import KeyStore
-from gateway.review import ReviewError
 from gateway.service import Gateway
-from gateway.viewer_links import bind_viewer_links
 from gateway.web import install as install_pages
 
 MAX_BODY_BYTES = 64 * 1024
@@ -68,10 +68,10 @@ def create_app(gateway: Gateway, *, keys: KeyStore | None = None) -> FastAPI:
     app.state.keys = keys or KeyStore(gateway.engine)
 
     problems.install(app)
-    app.add_exception_handler(ReviewError, routes_review.review_refused)
+    errors.install(app)
     for module in (routes_health, routes_fetches, routes_jobs):
         app.include_router(module.router, responses=_ERROR_RESPONSES)
-    # Study responses carry the configured viewer links (see gateway.viewer_links).
+    # Study responses carry the configured viewer links (see gateway.core.viewer_links).
     app.include_router(
         routes_studies.router,
         responses=_ERROR_RESPONSES,

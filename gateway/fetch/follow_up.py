@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import jobs
-from gateway.fetch_request import FetchRequest
+from gateway.fetch.request import FetchRequest
 from gateway.review.queue import ReviewQueue
 from gateway.review.records import ReviewItem, ReviewOrigin
 

@@ -1,6 +1,6 @@
 """Read-only queries over the study index for DICOMweb and previews.
 
-The index (gateway.models `study` and `instance`) says what the store holds; these queries
+The index (gateway.core.models `study` and `instance`) says what the store holds; these queries
 add what StudyIndex does not offer: one series' files, and study searches with QIDO-RS
 filters and paging. Files are named by the index's relative path under the store root.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from gateway.models import instance, study
+from gateway.core.models import instance, study
 
 _MODALITY = re.compile(r"^[A-Z0-9_]{1,16}$")
 _DA = re.compile(r"^\d{8}$")

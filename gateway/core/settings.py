@@ -18,7 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from gateway.viewer_links import ViewerLink
+from gateway.core.viewer_links import ViewerLink
 from jobs import RetryPolicy
 from pacs.models import LocalNode, Peer
 from r4.database import production_url

@@ -14,10 +14,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gateway.cli_keys import keys_app
-from gateway.dicom_node import DicomNode
+from gateway.cli.keys import keys_app
+from gateway.core.dicom_node import DicomNode
+from gateway.core.settings import CONFIG_ENV, Settings
 from gateway.service import Gateway
-from gateway.settings import CONFIG_ENV, Settings
 from pacs.echo import echo as c_echo
 from pacs.errors import PacsError
 from pacs.models import Study, StudyQuery, require_literal
@@ -121,7 +121,7 @@ def serve(
     """Run the gateway: HTTP API, Storage SCP and job workers in one process."""
     import uvicorn
 
-    from gateway.api.app import create_app
+    from gateway.app import create_app
 
     settings = _settings(config)
     if workers is not None:
@@ -145,7 +145,7 @@ def serve(
     )
     # A restart request (`restart` command, self-update) takes the same graceful shutdown
     # path as SIGTERM, without a signal: uvicorn would re-raise it and hide our exit code.
-    gateway.practice.request_exit = lambda: setattr(server, "should_exit", True)
+    gateway.practice.exit_through(lambda: setattr(server, "should_exit", True))
     server.run()
     if gateway.practice.exit_code is not None:
         # 75 (EX_TEMPFAIL): the service manager must start us again (docs/deployment.md).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.settings import Settings
+from gateway.core.settings import Settings
 from pacs.retrieve import Retriever
 from pacs.scp import StorageSCP
 from pacs.store import StudyStore

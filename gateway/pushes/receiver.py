@@ -14,7 +14,7 @@ dismissed when it is pushed (again): its files are kept, the dismissed item stay
 and no new item asks staff twice. Logs carry uids and AE titles only.
 
 Matching works from memory, so a crash between a push landing and its matching would leave
-files nobody sees: `gateway.push_recovery` finds such study folders when the gateway starts and
+files nobody sees: `gateway.pushes.recovery` finds such study folders when the gateway starts and
 hands them to `recover`, the same matching as a push. Who sent them is kept on disk meanwhile
 (`SenderMarks`: one small file per pushed study, written when its first instance lands).
 """
@@ -32,12 +32,11 @@ import sqlalchemy as sa
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from gateway.fetch_matching import ReviewSink
+from gateway.core.settings import Settings
+from gateway.index.study_index import IndexedStudy, StudyIndex
 from gateway.matching import MatchDecision, ReviewReason
-from gateway.patient_directory import PatientDirectory
-from gateway.review import ReviewItem, ReviewOrigin, ReviewState
-from gateway.settings import Settings
-from gateway.study_index import IndexedStudy, StudyIndex
+from gateway.practice.directory import PatientDirectory
+from gateway.review import ReviewItem, ReviewOrigin, ReviewSink, ReviewState
 from pacs.attributes import date_value, int_value, patient_of
 from pacs.models import Instance, PacsPatient, Study
 from pacs.scp import AssociationReceipt, StorageSCP

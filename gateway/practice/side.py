@@ -2,8 +2,8 @@
 
 Everything is off until configured:
 - `rollbar_access_token`: errors (and ERROR log records) go to Rollbar, patient data scrubbed;
-- an R4 database (`r4_database_url` or `r4_odbc_driver`): fetches may name an R4 patient, whose
-  PACS PatientID is derived from their chart number (`ChartNumberResolver`);
+- an R4 database (`r4_database_url` or `r4_odbc_driver`): fetches may name an R4 patient
+  (the planner in gateway.fetch.plan finds their PACS studies);
 - R4 and Flynotes (`flynotes_url` + `flynotes_licence_key`): two threads, the SQS command loop
   and the scheduler (licence/version check, then the bulk upload, each hourly by default).
 
@@ -18,28 +18,22 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
 from sqlalchemy import Engine
 
 import jobs
-from gateway import reporting
-from gateway.fetch_request import FetchRequest
+from gateway.core.settings import Settings
+from gateway.fetch.request import FetchRequest
 from gateway.matching import IdRule
-from gateway.settings import Settings
+from gateway.practice import reporting
 from r4.commands import CommandLoop, LoopSettings
 from r4.database import create_r4_engine
 from r4.flynotes import FlynotesClient, SqsAccess
 from r4.handlers import LoggingReporter, PracticeCommandHandler, Reporter, RestartRequested
 from r4.messages import FetchStudies
-from r4.patients import get_patient_record
 from r4.schedule import Scheduler, Task, licence_check, practice_tasks, run_in_thread
 from r4.selfupdate import DIST_NAME, UpdateSource, installed_version
 from r4.sync import bulk_upload_patients
-
-if TYPE_CHECKING:
-    from gateway.service import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -47,44 +41,6 @@ log = logging.getLogger(__name__)
 FLYNOTES_KEY_ID = "flynotes"
 # How long a self-update waits for running fetch jobs to reach a checkpoint and be released.
 DRAIN_TIMEOUT = 60.0
-
-
-def pacs_id_for_chart(rule: IdRule, chart_number: str) -> str:
-    """The PACS PatientID the rule expects for this chart number (prefix, padding, suffix).
-
-    Case is kept as R4 has it: C-FIND matches PatientID exactly.
-    """
-    text = chart_number.strip()
-    if rule.pad_width is not None:
-        text = text.zfill(rule.pad_width)
-    return f"{rule.prefix}{text}{rule.suffix}"
-
-
-class ChartNumberResolver:
-    """`PatientResolver` by id rule: the R4 patient's chart number, formatted as the PACS
-    writes it. Demographic matching and the review queue come later (gateway.matching)."""
-
-    def __init__(self, engine: Engine, rule: IdRule) -> None:
-        self.engine = engine
-        self.rule = rule
-
-    def pacs_patient_ids(self, r4_patient_id: str, pacs_name: str) -> list[str]:
-        # Messages are read by whoever asked for the fetch: no patient data, not even the id.
-        try:
-            record = get_patient_record(self.engine, int(r4_patient_id))
-        except ValueError:
-            raise jobs.PermanentError("The R4 patient id is not a number.") from None
-        except sa.exc.SQLAlchemyError as exc:
-            raise jobs.TransientError(
-                f"The R4 database could not be read ({type(exc).__name__})."
-            ) from None
-        if record is None:
-            raise jobs.PermanentError("R4 has no patient with this id.")
-        if not record.chart_number or not record.chart_number.strip():
-            raise jobs.PermanentError(
-                "The R4 patient has no chart number, so their PACS id cannot be derived."
-            )
-        return [pacs_id_for_chart(self.rule, record.chart_number)]
 
 
 def id_rule(settings: Settings) -> IdRule:
@@ -100,27 +56,42 @@ def _raise_sigterm() -> None:
     signal.raise_signal(signal.SIGTERM)
 
 
-class PracticeSide:
-    """Built by Gateway.__init__; started and stopped with it."""
+SubmitFetch = Callable[..., tuple[jobs.Job, bool]]
 
-    def __init__(self, settings: Settings, gateway: Gateway) -> None:
+
+class PracticeSide:
+    """Built by Gateway.__init__; started and stopped with it.
+
+    It gets what it needs of the gateway as callables: `submit_fetch` (a Flynotes command
+    queues a fetch), `drain` and `resume` (a self-update stops the job workers, and restarts
+    them when the update fails)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        submit_fetch: SubmitFetch,
+        drain: Callable[[float], None],
+        resume: Callable[[], None],
+    ) -> None:
         self.settings = settings
-        self.gateway = gateway
+        self._submit_fetch = submit_fetch
+        self._drain_workers = drain
+        self._resume_workers = resume
         url = settings.r4_url()
         self.engine: Engine | None = _r4_engine(url) if url else None
         self.exit_code: int | None = None  # set once a restart was requested
-        # `serve` replaces this with "tell uvicorn to shut down".
-        self.request_exit: Callable[[], None] = _raise_sigterm
+        self._request_exit: Callable[[], None] = _raise_sigterm
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._flynotes: FlynotesClient | None = None
         self._log_handler: logging.Handler | None = None
         self._exit_lock = threading.Lock()
 
-    def resolver(self) -> ChartNumberResolver | None:
-        if self.engine is None:
-            return None
-        return ChartNumberResolver(self.engine, id_rule(self.settings))
+    def exit_through(self, request_exit: Callable[[], None]) -> None:
+        """How a restart request stops the process: `serve` tells uvicorn to shut down; the
+        default raises SIGTERM, the same graceful path as a service stop."""
+        self._request_exit = request_exit
 
     @property
     def threads(self) -> list[threading.Thread]:
@@ -209,7 +180,7 @@ class PracticeSide:
             date_to=command.date_to,
             modalities=list(command.modalities),
         )
-        job, created = self.gateway.submit_fetch(
+        job, created = self._submit_fetch(
             request, idempotency=command.request_id, api_key_id=FLYNOTES_KEY_ID
         )
         log.info("fetch-studies: job %s (%s)", job.id, "new" if created else "existing")
@@ -220,7 +191,7 @@ class PracticeSide:
         return self._flynotes.initialise(installed_version(DIST_NAME) or "0").sqs
 
     def _drain(self) -> None:
-        self.gateway.drain(DRAIN_TIMEOUT)
+        self._drain_workers(DRAIN_TIMEOUT)
 
     def _resume_after_failed_update(self, check: Callable[[], None]) -> Callable[[], None]:
         """If the update fails after draining, the old version keeps running: restart the
@@ -232,7 +203,7 @@ class PracticeSide:
             except RestartRequested:
                 raise
             except Exception:
-                self.gateway.resume()
+                self._resume_workers()
                 raise
 
         return run
@@ -244,7 +215,7 @@ class PracticeSide:
             self.exit_code = exc.exit_code
         log.warning("stopping to restart (exit code %d): %s", exc.exit_code, exc)
         self._stop.set()
-        self.request_exit()
+        self._request_exit()
 
     # --- reporting ------------------------------------------------------------------------
 

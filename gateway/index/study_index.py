@@ -9,7 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from gateway.models import instance, study
+from gateway.core.models import instance, study
 from pacs.models import Instance, Study
 
 

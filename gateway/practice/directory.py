@@ -34,8 +34,8 @@ Display = dict[str, str | None]
 class PatientDirectory:
     """R4 patients for matching and for staff choosing whom a study belongs to.
 
-    `links` is read each time a matcher is handed out, so the gateway may set it after
-    construction (the review package's `PatientLinks`); staff links take effect at once.
+    `links` (the review package's `PatientLinks`) is read by each matcher handed out: staff
+    links take effect at once.
     """
 
     def __init__(

@@ -1,15 +1,19 @@
-"""What a client asks for when it wants a patient's studies fetched."""
+"""What a client asks for when it wants a patient's studies fetched, and that request bound to
+the configured PACS it runs on (`FetchTarget`, built once at submit and once at claim)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pacs.models import require_literal
+from pacs.models import Peer, StudyQuery, require_literal
 
 _UID = re.compile(r"[0-9][0-9.]{0,63}")
 
@@ -84,3 +88,56 @@ class FetchRequest(BaseModel):
         return hashlib.sha256(
             json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
         ).hexdigest()
+
+
+class KnowsPeers(Protocol):
+    """The part of the settings a target needs: the configured PACS by name."""
+
+    def peer(self, name: str | None = None) -> Peer: ...
+
+
+@dataclass(frozen=True)
+class FetchTarget:
+    """A validated request and the configured PACS it runs on. The job's params are its JSON
+    form (`to_params`); a worker rebuilds it once (`from_params`) and passes it down."""
+
+    peer: Peer
+    request: FetchRequest
+
+    @classmethod
+    def resolve(cls, settings: KnowsPeers, request: FetchRequest) -> FetchTarget:
+        """Raises LookupError (with a sentence) when the request names no configured PACS."""
+        return cls(settings.peer(request.pacs), request)
+
+    @classmethod
+    def from_params(cls, settings: KnowsPeers, params: Mapping[str, Any]) -> FetchTarget:
+        """A queued job's params back to a target. Raises LookupError when that PACS is no
+        longer configured."""
+        fields = dict(params)
+        pacs_name = fields.pop("pacs")
+        return cls(settings.peer(pacs_name), FetchRequest.model_validate(fields))
+
+    @property
+    def pacs_name(self) -> str:
+        return self.peer.name
+
+    def to_params(self) -> dict[str, Any]:
+        # The request with `pacs` resolved: a job keeps its PACS when the default changes.
+        return {**self.request.model_dump(mode="json"), "pacs": self.pacs_name}
+
+    def dedupe_key(self) -> str:
+        return self.request.dedupe_key(self.pacs_name)
+
+    def query(self, **keys: Any) -> StudyQuery:
+        """The C-FIND for this fetch: the request's date range and modalities, plus `keys`
+        (patient_id, or patient_name and birth_date)."""
+        return StudyQuery(
+            date_from=self.request.date_from,
+            date_to=self.request.date_to,
+            modalities=tuple(self.request.modalities),
+            **keys,
+        )
+
+    def wants(self, study_uid: str) -> bool:
+        """False for a study the request's `study_uids` leaves out."""
+        return not self.request.study_uids or study_uid in self.request.study_uids

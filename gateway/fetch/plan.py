@@ -32,18 +32,17 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 import jobs
-from gateway.fetch_request import FetchRequest
+from gateway.fetch.request import FetchTarget
 from gateway.matching import (
     IdRule,
     LinkRule,
     MatchDecision,
     Matcher,
     ReviewReason,
-    review_sentence,
+    reason_sentence,
 )
-from gateway.patient_directory import PatientDirectory
-from gateway.practice import pacs_id_for_chart
-from gateway.review import ReviewItem, ReviewOrigin, ReviewState
+from gateway.practice.directory import PatientDirectory
+from gateway.review import LinkedIds, ReviewItem, ReviewOrigin, ReviewSink, ReviewState
 from pacs.models import PacsPatient, Peer, Study, StudyQuery
 from pacs.query import OnForeign, find_studies
 
@@ -60,26 +59,79 @@ class FindStudies(Protocol):
 _PN_SPECIAL = str.maketrans({"*": " ", "?": " ", "\\": " ", "^": " ", "=": " "})
 
 
-class ReviewSink(Protocol):
-    """The part of `gateway.review.ReviewQueue` a fetch uses."""
+@dataclass
+class PlanEntry:
+    """One study of a job's plan and how far its retrieve got. A job's checkpoint keeps its
+    plan as `{"studies": [entry.to_json(), ...]}`; the JSON keys are the checkpoint format, so
+    a job checkpointed by an earlier version resumes (push recovery reads them too)."""
 
-    def add(
-        self,
-        *,
-        origin: ReviewOrigin,
-        pacs_name: str | None,
-        patient: PacsPatient,
-        study: Study,
-        decision: MatchDecision,
-        details: Mapping[int, dict[str, str | None]],
-        job_id: str | None = None,
-    ) -> tuple[ReviewItem, bool]: ...
+    study_uid: str
+    pacs_patient_id: str
+    date: date | None
+    description: str | None
+    modalities: tuple[str, ...]
+    expected: int | None
+    received: int = 0
+    bytes: int = 0
+    done: bool = False
+
+    @classmethod
+    def of(cls, study: Study) -> PlanEntry:
+        return cls(
+            study_uid=study.study_uid,
+            pacs_patient_id=study.patient.patient_id,
+            date=study.study_date,
+            description=study.description,
+            modalities=tuple(study.modalities),
+            expected=study.number_of_instances,
+        )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PlanEntry:
+        return cls(
+            study_uid=str(data["study_uid"]),
+            pacs_patient_id=str(data["pacs_patient_id"]),
+            date=date.fromisoformat(data["date"]) if data.get("date") else None,
+            description=data.get("description"),
+            modalities=tuple(data.get("modalities") or ()),
+            expected=data.get("expected"),
+            received=int(data.get("received") or 0),
+            # Plans checkpointed before byte counts were kept have no "bytes".
+            bytes=int(data.get("bytes") or 0),
+            done=bool(data.get("done")),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "study_uid": self.study_uid,
+            "pacs_patient_id": self.pacs_patient_id,
+            "date": self.date.isoformat() if self.date else None,
+            "description": self.description,
+            "modalities": list(self.modalities),
+            "expected": self.expected,
+            "received": self.received,
+            "bytes": self.bytes,
+            "done": self.done,
+        }
+
+    def study(self) -> Study:
+        """The study as the index records it (the PACS's answer, as planned)."""
+        return Study(
+            study_uid=self.study_uid,
+            patient=PacsPatient(patient_id=self.pacs_patient_id),
+            study_date=self.date,
+            description=self.description,
+            modalities=self.modalities,
+        )
 
 
-class LinkedIds(Protocol):
-    """The part of `gateway.review.PatientLinks` a fetch uses."""
-
-    def pacs_ids_for(self, r4_patient_id: int) -> list[tuple[str, str]]: ...
+def planned_study_uids(checkpoint: Mapping[str, Any]) -> list[str]:
+    """The study uids of a fetch job's checkpointed plan (none when it has not planned yet)."""
+    return [
+        str(entry["study_uid"])
+        for entry in checkpoint.get("studies") or ()
+        if isinstance(entry, Mapping) and entry.get("study_uid")
+    ]
 
 
 @dataclass
@@ -121,10 +173,8 @@ class FetchMatching:
 
     def plan(
         self,
-        peer: Peer,
+        target: FetchTarget,
         calling_aet: str,
-        pacs_name: str,
-        request: FetchRequest,
         job_id: str,
         *,
         on_foreign: OnForeign | None = None,
@@ -132,8 +182,8 @@ class FetchMatching:
         """Query the PACS, match what it answers, queue what needs a person.
 
         Raises jobs.PermanentError / TransientError with sentences free of patient data."""
-        assert request.r4_patient_id is not None
-        r4_id = _r4_id(request.r4_patient_id)
+        assert target.request.r4_patient_id is not None
+        r4_id = _r4_id(target.request.r4_patient_id)
         try:
             record = self.directory.get(r4_id)
             if record is None:
@@ -148,7 +198,7 @@ class FetchMatching:
         assert matcher is not None  # a directory that found the patient has R4
         ids = list(dict.fromkeys(pid for pid, _issuer in linked if pid.strip()))
         if record.chart_number and record.chart_number.strip():
-            ids.append(pacs_id_for_chart(self.rule, record.chart_number))
+            ids.append(self.rule.pacs_id(record.chart_number))
         names = _name_patterns(record.family_name, record.given_name)
         by_name = self.by_demographics and record.birth_date is not None and bool(names)
         if not ids and not by_name:
@@ -158,27 +208,26 @@ class FetchMatching:
             )
         found: dict[str, _Found] = {}
         for patient_id in dict.fromkeys(ids):
-            query = _query(request, patient_id=patient_id)
-            self._collect(found, peer, calling_aet, query, request, on_foreign, by_id=True)
+            query = target.query(patient_id=patient_id)
+            self._collect(found, target, calling_aet, query, on_foreign, by_id=True)
         if by_name:
             for pattern in names:
-                query = _query(request, patient_name=pattern, birth_date=record.birth_date)
-                self._collect(found, peer, calling_aet, query, request, on_foreign, by_id=False)
-        return self._decide(matcher, r4_id, found.values(), pacs_name, job_id)
+                query = target.query(patient_name=pattern, birth_date=record.birth_date)
+                self._collect(found, target, calling_aet, query, on_foreign, by_id=False)
+        return self._decide(matcher, r4_id, found.values(), target.pacs_name, job_id)
 
     def _collect(
         self,
         found: dict[str, _Found],
-        peer: Peer,
+        target: FetchTarget,
         calling_aet: str,
         query: StudyQuery,
-        request: FetchRequest,
         on_foreign: OnForeign | None,
         *,
         by_id: bool,
     ) -> None:
-        for study in self._find(peer, calling_aet, query, on_foreign=on_foreign):
-            if request.study_uids and study.study_uid not in request.study_uids:
+        for study in self._find(target.peer, calling_aet, query, on_foreign=on_foreign):
+            if not target.wants(study.study_uid):
                 continue
             earlier = found.get(study.study_uid)
             if earlier is None or (by_id and not earlier.by_id):
@@ -262,7 +311,7 @@ def found_by_name(decision: MatchDecision) -> MatchDecision:
     whatever else the matcher had against it. Even an automatic demographic match is only a
     proposal here: its candidates stay, its link is dropped."""
     why = (ReviewReason.FOUND_BY_NAME, *decision.review_reasons)
-    reasons = (review_sentence(ReviewReason.FOUND_BY_NAME), *decision.reasons)
+    reasons = (reason_sentence(ReviewReason.FOUND_BY_NAME), *decision.reasons)
     return MatchDecision.review(decision.pacs_patient_id, why, reasons, decision.candidates)
 
 
@@ -276,7 +325,7 @@ def found_by_id(decision: MatchDecision) -> MatchDecision:
     if decision.needs_review:
         return decision
     why = (ReviewReason.ISSUER_DIFFERS,)
-    reasons = (review_sentence(ReviewReason.ISSUER_DIFFERS), *decision.reasons)
+    reasons = (reason_sentence(ReviewReason.ISSUER_DIFFERS), *decision.reasons)
     return MatchDecision.review(decision.pacs_patient_id, why, reasons, decision.candidates)
 
 
@@ -285,15 +334,6 @@ def _r4_id(value: str) -> int:
         return int(value)
     except ValueError:
         raise jobs.PermanentError("The R4 patient id is not a number.") from None
-
-
-def _query(request: FetchRequest, **keys: Any) -> StudyQuery:
-    return StudyQuery(
-        date_from=request.date_from,
-        date_to=request.date_to,
-        modalities=tuple(request.modalities),
-        **keys,
-    )
 
 
 def _name_patterns(family: str, given: str) -> Sequence[str]:

@@ -1,6 +1,6 @@
 """Pushed studies a crash kept from being matched, found again when the gateway starts.
 
-A push is matched after its association ends, from memory (`gateway.pushes`). If the process
+A push is matched after its association ends, from memory (`receiver`). If the process
 dies in between (SIGKILL, power cut), its files are in the store but neither indexed nor queued
 for review, and nothing would ever bring them up again. So at start, before the Storage SCP
 accepts associations, one listing of the store root (no file is read) finds the study folders
@@ -27,9 +27,10 @@ from collections.abc import Iterable, Iterator
 import sqlalchemy as sa
 
 import jobs
-from gateway.fetch_job import FETCH_KIND
-from gateway.models import review_item, study
-from gateway.pushes import PushedStudies
+from gateway.core.models import review_item, study
+from gateway.fetch.job import FETCH_KIND
+from gateway.fetch.plan import planned_study_uids
+from gateway.pushes.receiver import PushedStudies
 from pacs.store import InvalidUID, check_uid
 
 log = logging.getLogger(__name__)
@@ -111,9 +112,7 @@ def _planned(job_store: jobs.JobStore) -> set[str]:
     while True:
         page = job_store.list(kind=FETCH_KIND, limit=_JOBS_PAGE, offset=offset)
         for job in page:
-            for entry in job.checkpoint.get("studies") or ():
-                if isinstance(entry, dict) and entry.get("study_uid"):
-                    planned.add(str(entry["study_uid"]))
+            planned.update(planned_study_uids(job.checkpoint))
         if len(page) < _JOBS_PAGE:
             return planned
         offset += _JOBS_PAGE

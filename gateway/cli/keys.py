@@ -1,7 +1,7 @@
 """`pacs-gateway keys`: create, list and revoke API keys.
 
 A key's plaintext is printed once, by `create`; only its hash is stored. A running gateway
-notices a revocation within its key cache's lifetime (gateway.keys.CACHE_TTL_SECONDS).
+notices a revocation within its key cache's lifetime (gateway.core.keys.CACHE_TTL_SECONDS).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gateway.database import open_database
-from gateway.keys import CACHE_TTL_SECONDS, ROLES, KeyStore
-from gateway.settings import CONFIG_ENV, Settings
+from gateway.core.database import open_database
+from gateway.core.keys import CACHE_TTL_SECONDS, ROLES, KeyStore
+from gateway.core.settings import CONFIG_ENV, Settings
 
 T = TypeVar("T")
 

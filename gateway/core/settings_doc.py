@@ -1,6 +1,6 @@
 """Render docs/configuration.md from the settings models, so the two never disagree.
 
-python -m gateway.settings_doc > docs/configuration.md
+python -m gateway.core.settings_doc > docs/configuration.md
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from gateway.settings import CONFIG_ENV, PacsSettings, Settings
+from gateway.core.settings import CONFIG_ENV, PacsSettings, Settings
 
 INTRO = f"""# Configuration
 
@@ -17,7 +17,8 @@ then the TOML file named by `${CONFIG_ENV}` (or `--config FILE` on the command l
 the defaults below. Nested values in the environment use `__` (e.g.
 `PACS_GATEWAY_PACS='[{{"name": "main", ...}}]'` for the list of PACS).
 
-This page is generated from the code (`python -m gateway.settings_doc`); a test keeps it current.
+This page is generated from the code (`python -m gateway.core.settings_doc`); a test keeps it
+current.
 """
 
 

@@ -1,14 +1,14 @@
-"""Alembic environment: always online, on the connection gateway.database.upgrade() passes in."""
+"""Alembic environment: always online, on the connection gateway.core.database.upgrade() gives."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from gateway.models import metadata
+from gateway.core.models import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("run the gateway migrations through gateway.database.upgrade(engine)")
+    raise RuntimeError("run the gateway migrations through gateway.core.database.upgrade(engine)")
 
 context.configure(
     connection=connection,

@@ -47,9 +47,10 @@ REDACTED = "[scrubbed]"
 DEFAULT_ENDPOINT = "https://api.rollbar.com/api/1/"
 
 # Normalised (lower case, letters and digits only) key names whose values are patient data.
-_SENSITIVE_KEYS = frozenset(
+# The strong ones on their own mark a container as holding a patient (then all its sensitive
+# keys, `id` included, are collected); weaker keys like `name` or `town` only count inside one.
+_STRONG_KEYS = frozenset(
     (
-        "name",
         "familyname",
         "givenname",
         "firstname",
@@ -60,23 +61,35 @@ _SENSITIVE_KEYS = frozenset(
         "fullname",
         "preferredname",
         "patientname",
-        "maidenname",
-        "othernames",
         "birthdate",
         "dateofbirth",
         "dob",
         "patientbirthdate",
-        "patientbirthtime",
         "chartnumber",
         "chartno",
         "patientid",
-        "patientids",
         "otherpatientids",
         "otherids",
-        "issuerofpatientid",
         "nhsnumber",
         "mrn",
         "medicalrecordnumber",
+        "email",
+        "postcode",
+        "addressline1",
+        "homephone",
+        "mobilephone",
+        "workphone",
+        "notes",
+    )
+)
+_SENSITIVE_KEYS = _STRONG_KEYS | frozenset(
+    (
+        "name",
+        "maidenname",
+        "othernames",
+        "patientbirthtime",
+        "patientids",
+        "issuerofpatientid",
         "patient",
         "patients",
         "record",
@@ -88,7 +101,6 @@ _SENSITIVE_KEYS = frozenset(
         "town",
         "city",
         "county",
-        "postcode",
         "postalcode",
         "zipcode",
         "zip",
@@ -97,8 +109,6 @@ _SENSITIVE_KEYS = frozenset(
         "mobile",
         "telephone",
         "telephonenumbers",
-        "email",
-        "notes",
         "note",
         "medicalhistory",
         "sex",
@@ -274,43 +284,6 @@ def _variants(value: object, *, is_id: bool = False) -> Iterator[str]:
     if isinstance(value, list | tuple | set | frozenset):
         for item in list(value)[:_WALK_ITEMS]:
             yield from _variants(item, is_id=is_id)
-
-
-# Keys that on their own mark a container as holding a patient (then all its sensitive keys,
-# `id` included, are collected). Weaker keys like `name` or `town` only count inside one.
-_STRONG_KEYS = frozenset(
-    (
-        "familyname",
-        "givenname",
-        "firstname",
-        "lastname",
-        "middlename",
-        "surname",
-        "forename",
-        "fullname",
-        "preferredname",
-        "patientname",
-        "birthdate",
-        "dateofbirth",
-        "dob",
-        "patientbirthdate",
-        "chartnumber",
-        "chartno",
-        "patientid",
-        "otherpatientids",
-        "otherids",
-        "nhsnumber",
-        "mrn",
-        "medicalrecordnumber",
-        "email",
-        "postcode",
-        "addressline1",
-        "homephone",
-        "mobilephone",
-        "workphone",
-        "notes",
-    )
-)
 
 
 def _fields_of(obj: object) -> Mapping[Any, Any] | None:

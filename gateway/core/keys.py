@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from gateway.models import api_key
+from gateway.core.models import api_key
 
 ROLES: tuple[str, ...] = ("service", "clinician", "staff", "admin")
 PREFIX = "pgw"
