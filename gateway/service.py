@@ -30,6 +30,7 @@ from gateway.pushes.receiver import PushedStudies
 from gateway.pushes.recovery import recover_unmatched_pushes
 from gateway.review import AuditLog, PatientLinks, ReviewItem, ReviewQueue
 from gateway.review import actions as review_actions
+from gateway.review.access import AccessAudit
 from pacs.echo import echo
 from pacs.errors import PacsError
 
@@ -43,6 +44,8 @@ __all__ = [
     "UnknownPacs",
 ]
 
+# Who the audit trail names for a fetch the practice side's command queue asked for.
+PRACTICE_ACTOR = "sqs:fetch-studies"
 # Readiness C-ECHOes each PACS in a thread of its own, up to this many at once.
 READINESS_ECHOES = 8
 
@@ -75,13 +78,14 @@ class Gateway:
         # R4, Flynotes, Rollbar: each part off unless configured. With R4, fetches may name
         # an R4 patient.
         self.practice = PracticeSide(
-            settings, submit_fetch=self.submit_fetch, drain=self.drain, resume=self.resume
+            settings, submit_fetch=self._submit_for_practice, drain=self.drain, resume=self.resume
         )
         # What staff decide: the review queue, remembered links (read first by the matcher),
         # and the audit trail of both.
         self.review = ReviewQueue(self.engine)
         self.links = PatientLinks(self.engine)
         self.audit = AuditLog(self.engine)
+        self.access = AccessAudit(self.audit)
         # R4 patients for matching, review candidates and staff search; empty without R4.
         self.patients = PatientDirectory(
             self.practice.engine, id_rules=[id_rule(settings)], links=self.links
@@ -123,6 +127,15 @@ class Gateway:
         self.resume()
         self.practice.start()
 
+    def start_for_one_fetch(self) -> None:
+        """What the CLI's `fetch` needs of `start`: receiving, and one worker. Not the practice
+        side: its command queue belongs to `serve`."""
+        self.pushes.start()
+        recover_unmatched_pushes(self.pushes, self.jobs)
+        self.node.start()
+        self._workers = 1
+        self.resume()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking commands, finish or release claimed jobs, then stop receiving."""
         self.practice.stop(timeout)
@@ -160,6 +173,14 @@ class Gateway:
 
         Raises UnknownPacs, IdempotencyConflict, PatientNotResolvable (all FetchRefused)."""
         return self.submitter.submit(request, idempotency=idempotency, api_key_id=api_key_id)
+
+    def _submit_for_practice(
+        self, request: FetchRequest, *, idempotency: str | None = None, api_key_id: str = ""
+    ) -> tuple[jobs.Job, bool]:
+        """A fetch-studies command from the practice side (SQS): audited as that command."""
+        job, created = self.submit_fetch(request, idempotency=idempotency, api_key_id=api_key_id)
+        self.access.submitted(PRACTICE_ACTOR, job.id, job.params)
+        return job, created
 
     def resolve_review(self, item_id: int, r4_patient_id: int, actor: str) -> ReviewItem:
         """Staff decided whose study this is: remember the link and close the item, and the

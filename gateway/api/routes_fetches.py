@@ -44,6 +44,7 @@ def submit_fetch(
 ) -> Response:
     # Refusals (FetchRefused) become problems in gateway.api.errors.
     job, created = gateway.submit_fetch(body, idempotency=idempotency_key, api_key_id=key.id)
+    gateway.access.submitted(key.name, job.id, job.params)
     return job_response(
         job,
         gateway.jobs,

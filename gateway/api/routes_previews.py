@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
 from pydicom import dcmread
 from starlette.concurrency import run_in_threadpool
 
+from gateway.api.access_deps import study_view
 from gateway.api.auth import Permission, require
 from gateway.api.deps import GatewayDep
 from gateway.api.problems import ApiProblem
@@ -29,7 +30,9 @@ from pacs.preview import PREVIEW_SIZE, THUMBNAIL_SIZE, Kind, PreviewCache, Previ
 from pacs.preview import placeholder_png as _placeholder_png
 
 router = APIRouter(
-    prefix=f"{API}/studies", tags=["previews"], dependencies=[Depends(require(Permission.READ))]
+    prefix=f"{API}/studies",
+    tags=["previews"],
+    dependencies=[Depends(require(Permission.READ)), Depends(study_view("view.preview"))],
 )
 log = logging.getLogger("gateway.api.previews")
 

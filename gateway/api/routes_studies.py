@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
+from gateway.api.access_deps import study_view
 from gateway.api.auth import Permission, require
 from gateway.api.deps import GatewayDep
 from gateway.api.problems import ApiProblem
@@ -39,6 +40,7 @@ def patient_studies(
     "/studies/{study_uid}",
     response_model=StudyOut,
     summary="One study in the store, with its series",
+    dependencies=[Depends(study_view("view.study"))],
 )
 def get_study(
     study_uid: Annotated[

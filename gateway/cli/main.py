@@ -2,33 +2,54 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
+import socket
+import time
 from collections.abc import Callable
 from datetime import date
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+import jobs
 from gateway.cli.keys import keys_app
-from gateway.core.dicom_node import DicomNode
+from gateway.cli.sentences import (
+    CliError,
+    SentenceTyper,
+    check_toml,
+    settings_error,
+    unknown_environment,
+)
 from gateway.core.settings import CONFIG_ENV, Settings
+from gateway.fetch.request import FetchRequest
+from gateway.fetch.submit import FetchRefused
 from gateway.service import Gateway
 from pacs.echo import echo as c_echo
 from pacs.errors import PacsError
 from pacs.models import Study, StudyQuery, require_literal
 from pacs.query import find_studies
-from pacs.retrieve import Progress as RetrieveProgress
 
 T = TypeVar("T")
 
-app = typer.Typer(help="pacs-gateway: fetch imaging studies from a PACS.", no_args_is_help=True)
+app = SentenceTyper(
+    help="pacs-gateway: fetch imaging studies from a PACS.",
+    no_args_is_help=True,
+    # Errors are one sentence (gateway.cli.sentences); --debug re-raises for the traceback.
+    pretty_exceptions_enable=False,
+)
 app.add_typer(keys_app, name="keys")
 console = Console()
+# Sentences for the person at the terminal go to stderr, so stdout stays parseable (--json).
+err_console = Console(stderr=True)
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help=f"TOML settings file (or ${CONFIG_ENV}).")
@@ -42,17 +63,41 @@ ToOption = Annotated[str, typer.Option("--to", help="Last study date, YYYY-MM-DD
 ModalityOption = Annotated[list[str] | None, typer.Option("--modality", help="e.g. CT; repeat.")]
 
 
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print JSON on stdout instead of text, for scripts.")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"pacs-gateway {installed_version('pacs-gateway')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="On an error, show the traceback too.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    SentenceTyper.debug = debug
+    logging.basicConfig(level=logging.INFO if verbose or debug else logging.WARNING)
 
 
 @app.command()
-def echo(config: ConfigOption = None, pacs: PacsOption = None) -> None:
+def echo(config: ConfigOption = None, pacs: PacsOption = None, as_json: JsonOption = False) -> None:
     """C-ECHO the PACS and print the round trip."""
     settings = _settings(config)
     peer = _or_exit(lambda: settings.peer(pacs))
     seconds = _or_exit(lambda: c_echo(peer, settings.ae_title))
+    if as_json:
+        print(json.dumps({"pacs": peer.label, "milliseconds": round(seconds * 1000, 1)}))
+        return
     console.print(f"{peer.label} answered C-ECHO in {seconds * 1000:.0f} ms")
 
 
@@ -66,12 +111,16 @@ def find(
     date_from: FromOption = "",
     date_to: ToOption = "",
     modality: ModalityOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """List a patient's studies on the PACS."""
     settings = _settings(config)
     peer = _or_exit(lambda: settings.peer(pacs))
     query = _query(patient_id, name, birth_date, date_from, date_to, modality)
     studies = _or_exit(lambda: find_studies(peer, settings.ae_title, query))
+    if as_json:
+        print(json.dumps([_study_json(s) for s in studies], indent=2))
+        return
     _print_studies(studies)
 
 
@@ -85,30 +134,100 @@ def fetch(
     date_from: FromOption = "",
     date_to: ToOption = "",
     modality: ModalityOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """Find a patient's studies and bring every image into the store, with progress."""
+    """Find a patient's studies and bring every image into the store, with progress.
+
+    Runs the same fetch job `serve` runs (its matching, its index, its review queue), in this
+    process, so what it brings in is filed exactly as a fetch asked of the gateway would be."""
     settings = _settings(config)
     peer = _or_exit(lambda: settings.peer(pacs))
     query = _query(patient_id, name, birth_date, date_from, date_to, modality)
+    if not patient_id:
+        raise CliError(
+            "fetch needs --patient-id (the patient's id on the PACS): a fetch by name alone could "
+            "bring in another patient's studies; `find --name ... --birth-date ...` shows the id."
+        )
     studies = _or_exit(lambda: find_studies(peer, settings.ae_title, query))
     if not studies:
-        console.print("No study matches.")
+        if as_json:
+            print(json.dumps({"studies": [], "images": 0}))
+        else:
+            console.print("No study matches.")
         return
-    _print_studies(studies)
-    with DicomNode(settings) as node, _progress_bar() as bar:
-        total_images = 0
-        for n, study in enumerate(studies, start=1):
-            label = f"Fetching study {n} of {len(studies)}"
-            task = bar.add_task(label, total=study.number_of_instances or None)
-
-            def show(p: RetrieveProgress, task: int = task) -> None:
-                bar.update(task, total=p.expected, completed=p.received)
-
-            result = _or_exit(
-                lambda s=study, cb=show: node.retriever.fetch_study(peer, s.study_uid, progress=cb)
+    if not as_json:
+        _print_studies(studies)
+    _or_exit(lambda: _dicom_port_free(settings))
+    request = _or_exit(
+        lambda: FetchRequest(
+            pacs_patient_id=patient_id,
+            pacs=pacs,
+            date_from=query.date_from,
+            date_to=query.date_to,
+            modalities=list(query.modalities),
+        )
+    )
+    gateway = _or_exit(lambda: Gateway(settings))
+    gateway.start_for_one_fetch()
+    try:
+        try:
+            job, _ = gateway.submit_fetch(request)
+        except FetchRefused as exc:  # its message is the sentence
+            raise CliError(str(exc)) from None
+        job = _follow(gateway, job.id, hidden=as_json)
+    finally:
+        gateway.stop()
+    progress = job.progress or {}
+    studies_done = int(progress.get("studies_done", 0))
+    images = int(progress.get("instances_received", 0))
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "state": job.state.value,
+                    "message": job.message,
+                    "studies": [_study_json(s) for s in studies],
+                    "images": images,
+                },
+                indent=2,
             )
-            total_images += result.expected
-    console.print(f"{len(studies)} studies, {total_images} images in {settings.studies_dir}")
+        )
+    elif job.state is jobs.JobState.SUCCEEDED:
+        console.print(f"{studies_done} studies, {images} images in {settings.studies_dir}")
+    else:
+        console.print(job.message or job.state.value, markup=False)
+    if job.state not in (jobs.JobState.SUCCEEDED, jobs.JobState.NEEDS_REVIEW):
+        raise typer.Exit(1)
+
+
+def _follow(gateway: Gateway, job_id: str, *, hidden: bool) -> jobs.Job:
+    """Show the job's progress until it ends. A PACS that fails once ends it here: a person at
+    a terminal wants the reason now, not retries for a day (`serve` retries)."""
+    with _progress_bar(hidden=hidden) as bar:
+        task = bar.add_task("Looking for the studies", total=None)
+        # The total shown only grows: an early "0 expected" (before the PACS has counted)
+        # must not turn "0/240" into "21/0".
+        shown_total = 0
+        while True:
+            job = gateway.jobs.get(job_id)
+            progress = job.progress or {}
+            studies = int(progress.get("studies_total", 0))
+            done = int(progress.get("studies_done", 0))
+            received = int(progress.get("instances_received", 0))
+            shown_total = max(shown_total, int(progress.get("instances_expected", 0)), received)
+            if studies:
+                bar.update(
+                    task,
+                    description=f"Fetching study {min(done + 1, studies)} of {studies}",
+                    total=shown_total or None,
+                    completed=received,
+                )
+            if job.state is jobs.JobState.WAITING_RETRY:
+                gateway.jobs.request_cancel(job_id)
+                raise CliError(without_retry(job.message or "The fetch failed."))
+            if not job.active:
+                return job
+            time.sleep(FOLLOW_EVERY)
 
 
 @app.command()
@@ -155,7 +274,15 @@ def serve(
 def _settings(config: Path | None) -> Settings:
     if config is not None:
         os.environ[CONFIG_ENV] = str(config)
-    return _or_exit(Settings)
+    for warning in unknown_environment(Settings, known=(CONFIG_ENV,)):
+        err_console.print(warning, markup=False, highlight=False)
+    config_file = os.environ.get(CONFIG_ENV)
+    if config_file:
+        check_toml(Path(config_file))
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise settings_error(exc, Settings, config_file) from None
 
 
 def _query(
@@ -196,13 +323,52 @@ def _or_exit(action: Callable[[], T]) -> T:
     try:
         return action()
     except (PacsError, LookupError, ValueError, FileNotFoundError) as exc:
+        if SentenceTyper.debug:
+            raise
         # Our sentences are text, not rich markup: "[[pacs]]" and a trailing "\\" print as is.
-        console.print(str(exc), style="red", markup=False)
+        err_console.print(str(exc), style="red", markup=False, highlight=False)
         raise typer.Exit(1) from None
 
 
+FOLLOW_EVERY = 0.2  # seconds between two reads of the job's progress
+
+
+def without_retry(message: str) -> str:
+    """A job message without the retry it will not get here ("Next try in 10 s (...)")."""
+    return re.sub(r"\s*Next try in [^.]*\.?$", "", message).strip()
+
+
+def _dicom_port_free(settings: Settings) -> None:
+    """Refuse with a sentence when something (a running `serve` on this configuration) holds
+    the gateway's DICOM port: C-MOVE would deliver there, not here."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((settings.dicom_bind, settings.dicom_port))
+        except OSError:
+            raise CliError(
+                f"Another process holds the gateway's DICOM port {settings.dicom_port}: most "
+                "likely `pacs-gateway serve` runs on this configuration. Ask it for the fetch "
+                "instead (the Fetch studies page, or POST /api/v1/fetches), or stop it first."
+            ) from None
+
+
+def _study_json(study: Study) -> dict[str, object]:
+    return {
+        "study_uid": study.study_uid,
+        "date": study.study_date.isoformat() if study.study_date else None,
+        "modalities": list(study.modalities),
+        "description": study.description,
+        "images": study.number_of_instances,
+        "pacs_patient_id": study.patient.patient_id,
+    }
+
+
 def _print_studies(studies: list[Study]) -> None:
-    table = Table("Date", "Modalities", "Description", "Images", "Patient ID", "Study UID")
+    table = Table("Date", "Modalities", "Description", "Images", "Patient ID")
+    # Whole UIDs, on one line: a UID cut to "1.2.826.0.1…" cannot be copied or compared.
+    table.add_column(
+        "Study UID", no_wrap=True, min_width=max((len(s.study_uid) for s in studies), default=9)
+    )
     for s in studies:
         table.add_row(
             s.study_date.isoformat() if s.study_date else "",
@@ -215,12 +381,13 @@ def _print_studies(studies: list[Study]) -> None:
     console.print(table)
 
 
-def _progress_bar() -> Progress:
+def _progress_bar(*, hidden: bool = False) -> Progress:
     return Progress(
         TextColumn("{task.description}:"),
         MofNCompleteColumn(),
         TextColumn("images"),
         BarColumn(),
         TimeElapsedColumn(),
-        console=console,
+        console=err_console if hidden else console,
+        disable=hidden,
     )

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,6 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from gateway.core.contacts import Contacts
 from gateway.core.viewer_links import ViewerLink
 from jobs import RetryPolicy
 from pacs.models import LocalNode, Peer
@@ -28,6 +29,8 @@ CONFIG_ENV = "PACS_GATEWAY_CONFIG"
 
 class PacsSettings(BaseModel):
     """One PACS the gateway queries and retrieves from."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="Short name used in messages and on the command line.")
     ae_title: str = Field(description="The PACS's AE title (called AE).")
@@ -106,6 +109,12 @@ class Settings(BaseSettings):
         description="Image viewers shown on study responses, each `{name, url_template}` "
         '(TOML: `[[viewer_links]]`), e.g. `url_template = "https://ohif.example/viewer?'
         'StudyInstanceUIDs={study_uid}"`; `{study_uid}` is replaced, URL-encoded.',
+    )
+    contacts: Contacts = Field(
+        default_factory=Contacts,
+        description="Whom staff call when images cannot be fetched, listed on the fallback "
+        "procedure's page (TOML: `[contacts.it]`, `[contacts.pacs_vendor]`, "
+        "`[contacts.radiology]`; each key below).",
     )
     # --- pages (/ui): login with an API key, kept in a signed session cookie ----------------
     session_secret: SecretStr | None = Field(

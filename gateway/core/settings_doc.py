@@ -8,6 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from gateway.core.contacts import Contact
 from gateway.core.settings import CONFIG_ENV, PacsSettings, Settings
 
 INTRO = f"""# Configuration
@@ -29,6 +30,12 @@ def render() -> str:
         "\nThe PACS must know the gateway as a DICOM modality: its `ae_title`, this machine's "
         'address and `dicom_port`, or C-MOVE fails with "Move destination unknown".\n'
     )
+    parts += [
+        "\n## Each contact (`[contacts.it]`, `[contacts.pacs_vendor]`, `[contacts.radiology]`)\n",
+        _table(Contact, env=False),
+        "\nA contact left empty shows on the fallback page as not set, with the setting that "
+        "fills it. In the environment: `PACS_GATEWAY_CONTACTS__IT__PHONE=...`.\n",
+    ]
     return "\n".join(parts)
 
 
@@ -49,8 +56,10 @@ def _table(model: type[BaseModel], *, env: bool) -> str:
 
 
 def _default(value: object, factory: object) -> str:
-    if factory is not None:
+    if factory is list:
         return "`[]`"
+    if factory is not None:
+        return "see below"
     if value is PydanticUndefined:
         return "required"
     if value is None:

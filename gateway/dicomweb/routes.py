@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from gateway.api.access_deps import study_view
 from gateway.api.auth import Permission, require
 from gateway.api.deps import GatewayDep
 from gateway.api.problems import ApiProblem
@@ -29,7 +30,10 @@ PREFIX = "/dicomweb"
 DICOM_JSON = "application/dicom+json"
 
 router = APIRouter(
-    prefix=PREFIX, tags=["dicomweb"], dependencies=[Depends(require(Permission.READ))]
+    prefix=PREFIX,
+    tags=["dicomweb"],
+    # After the key check: who opened which study (once per key and study a while).
+    dependencies=[Depends(require(Permission.READ)), Depends(study_view("view.dicomweb"))],
 )
 
 

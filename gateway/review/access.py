@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from gateway.models import audit_event
+from gateway.core.models import audit_event
 from gateway.review.audit import AuditLog, _event
 from gateway.review.records import AuditEvent
 from gateway.review.transactions import reading

@@ -9,7 +9,14 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from gateway.web import routes_home, routes_jobs, routes_login, routes_review
+from gateway.web import (
+    page_words,
+    routes_home,
+    routes_jobs,
+    routes_login,
+    routes_look,
+    routes_review,
+)
 from gateway.web.review_access import may_review
 from gateway.web.session import PAGES, LoginRequired, PageForbidden, PageSessions
 from gateway.web.templating import HERE, PageNotFound, forbidden, login_required, not_found
@@ -23,11 +30,13 @@ ROUTERS = (
     routes_home.router,
     routes_jobs.router,
     routes_review.router,
+    routes_look.router,
     routes_jobs.legacy_router,
     routes_home.fallthrough,  # last: the 404 page for other addresses under /ui
 )
 
 _templates.env.globals["may_review"] = may_review
+page_words.register(_templates.env)
 
 
 def install(app: FastAPI) -> None:

@@ -17,7 +17,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 import jobs
-from gateway.models import study
+from gateway.core.models import study
 from gateway.service import Gateway
 from gateway.web.templating import HERE
 from gateway.web.when import moment_text

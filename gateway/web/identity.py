@@ -131,20 +131,25 @@ def pn_text(name: PersonName | str | None) -> tuple[str, str, str]:
         return "", "", ""
     if not isinstance(name, PersonName):
         name = PersonName(str(name))
-    return _group(name.alphabetic), _group(name.ideographic), _group(name.phonetic)
+    # Ideographic and phonetic groups read family name first, without a comma ("山田 太郎").
+    return (
+        _group(name.alphabetic),
+        _group(name.ideographic, " "),
+        _group(name.phonetic, " "),
+    )
 
 
 def sex_words(value: str | None) -> str:
     return _SEX.get((value or "").strip().upper(), "not given")
 
 
-def _group(text: str) -> str:
+def _group(text: str, between: str = ", ") -> str:
     """'Family^Given^Middle^Prefix^Suffix' -> 'Prefix Family, Given Middle Suffix'."""
     parts = [*text.split("^"), "", "", "", ""][:5]
     family, given, middle, prefix, suffix = (p.strip() for p in parts)
     first = " ".join(p for p in (prefix, family) if p)
     rest = " ".join(p for p in (given, middle, suffix) if p)
-    return ", ".join(p for p in (first, rest) if p)
+    return between.join(p for p in (first, rest) if p)
 
 
 def _files(gateway: Gateway, study_uid: str) -> Iterator[Path]:

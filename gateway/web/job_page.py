@@ -6,15 +6,15 @@ its live updates never disagree.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import jobs
 from gateway.core.viewer_links import render_links
 from gateway.service import Gateway
 from gateway.web.session import PAGES
+from gateway.web.when import moment_text
 
 # Seconds the page waits between two (long) polls of the status endpoint.
 POLL_GAP = 0.25
@@ -208,18 +208,7 @@ def _words(job: jobs.Job, pacs: str, now: datetime) -> tuple[str, str, bool]:
 
 
 def _in_words(at: datetime | None, now: datetime) -> str:
+    # A time, not a countdown: the page may stay open, and every page says when the same way.
     if at is None:
-        return "soon"
-    seconds = (_aware(at) - now).total_seconds()
-    if seconds <= 1:
-        return "now"
-    if seconds < 90:
-        return f"in about {math.ceil(seconds)} seconds"
-    minutes = math.ceil(seconds / 60)
-    if minutes < 90:
-        return f"in about {minutes} minutes"
-    return f"in about {round(minutes / 60)} hours"
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return "shortly"
+    return f"at {moment_text(at)}"

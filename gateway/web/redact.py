@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from gateway.web.job_view import JobView
+from gateway.web.job_page import JobView
 from gateway.web.when import without_relative_time
 
 # 10.0.0.5:4242, pacs.example:104, [::1]:11112
-_ADDRESS = re.compile(r"(?:\[[0-9A-Fa-f:]+\]|\b[A-Za-z0-9][A-Za-z0-9.-]*):\d{1,5}\b")
+# (A time such as 15:52 is no address: a host name starts with a letter, an IP has dots.)
+_ADDRESS = re.compile(
+    r"(?:\[[0-9A-Fa-f:]+\]|\b\d{1,3}(?:\.\d{1,3}){3}|\b[A-Za-z][A-Za-z0-9.-]*):\d{1,5}\b"
+)
 # An absolute path, or one under the store (var/studies/...), up to a space or quote.
 _PATH = re.compile(r"(?<![\w/])(?:/|[A-Za-z]:\\|var/)[^\s\"'“”,;)]*[^\s\"'“”,;):.]")
 # SQLAlchemy's "[SQL: ...]" / "(Background on this error at: ...)" tails.

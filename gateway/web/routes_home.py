@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from markdown_it import MarkdownIt
-from markupsafe import Markup
 
 from gateway.api.auth import Permission
 from gateway.service import Gateway
+from gateway.web.fallback_page import document_parts, last_reached
 from gateway.web.review_access import review_count
 from gateway.web.session import PAGES, PageUser, current_user, permitted
-from gateway.web.templating import HERE, PageNotFound, page
+from gateway.web.templating import PageNotFound, page
 
 router = APIRouter(prefix=PAGES, include_in_schema=False)
 # Included after every other page router: an unknown address under /ui gets a 404 page
 # (after the login check, so it tells nobody what exists).
 fallthrough = APIRouter(prefix=PAGES, include_in_schema=False)
-
-FALLBACK_DOCUMENT = HERE / "fallback.md"
 
 
 @dataclass(frozen=True)
@@ -62,18 +58,19 @@ def dashboard(request: Request, user: Annotated[PageUser, Depends(reader)]) -> R
 def fallback(request: Request) -> Response:
     """Public on purpose: it is what people read when they cannot log in or the PACS is down,
     and it holds no patient data."""
+    gateway: Gateway = request.app.state.gateway
+    before, after = document_parts()
     return page(
         request,
         "fallback.html",
-        {"title": "When images cannot be fetched", "document": fallback_html()},
+        {
+            "title": "When images cannot be fetched",
+            "document_before": before,
+            "document_after": after,
+            "contacts": gateway.settings.contacts.listed(),
+            "reached": last_reached(gateway),
+        },
     )
-
-
-@functools.cache
-def fallback_html() -> Markup:
-    # Raw HTML off: the document is ours, but nothing in it needs to be more than markdown.
-    renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
-    return Markup(renderer.render(FALLBACK_DOCUMENT.read_text(encoding="utf-8")))
 
 
 def check_rows(gateway: Gateway) -> list[CheckRow]:

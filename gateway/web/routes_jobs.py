@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 import jobs
+from gateway.api.access_deps import study_patient
 from gateway.api.auth import Permission
 from gateway.api.problems import field_error
 from gateway.api.routes_previews import serve_preview
@@ -22,7 +23,10 @@ from gateway.api.routes_studies import UID_PATTERN
 from gateway.fetch.request import FetchRequest
 from gateway.fetch.submit import FetchRefused
 from gateway.service import Gateway
-from gateway.web.job_page import JobView, job_view, patient_label
+from gateway.web.identity import earlier_fetches, job_identity
+from gateway.web.job_page import job_view, patient_label
+from gateway.web.redact import view_for
+from gateway.web.review_access import may_review
 from gateway.web.session import PAGES, PageUser, checked_form, current_user, permitted
 from gateway.web.templating import NO_STORE, PageNotFound, page, render_fragment
 
@@ -81,11 +85,21 @@ def job_list(request: Request, user: Reader, state: str | None = None) -> Respon
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
 def job_page(request: Request, job_id: str, user: Reader) -> Response:
-    view = _view(_gateway(request), job_id)
+    gateway = _gateway(request)
+    job = _job(gateway, job_id)
+    view = view_for(job_view(gateway, job), staff=may_review(user))
+    gateway.access.viewed(user.name, "view.job", f"job:{job.id}", job.params)
     return page(
         request,
         "job.html",
-        {"title": view.headline, "user": user, "view": view, "status_url": _status_url(job_id)},
+        {
+            "title": view.headline,
+            "user": user,
+            "view": view,
+            "status_url": _status_url(job_id),
+            "identity": job_identity(gateway, job),
+            "earlier": earlier_fetches(gateway, job),
+        },
     )
 
 
@@ -108,6 +122,7 @@ async def job_status(
             await anyio.sleep(CHECK_EVERY)
             job = await _read(gateway, job_id)
     view = await anyio.to_thread.run_sync(job_view, gateway, job, limiter=_READERS)
+    view = view_for(view, staff=may_review(user))
     html = render_fragment("_job_panel.html", {"view": view, "user": user})
     return JSONResponse(view.status(html), headers=NO_STORE)
 
@@ -145,6 +160,7 @@ async def fetch(
     except FetchRefused as exc:
         errors["form"] = str(exc)
         return _fetch_page(request, user, values, errors, status=422)
+    await run_in_threadpool(gateway.access.submitted, user.name, job.id, job.params)
     return RedirectResponse(f"{PAGES}/jobs/{job.id}", status_code=303, headers=NO_STORE)
 
 
@@ -160,11 +176,17 @@ async def series_image(
         and _UID.match(series_uid)
     ):
         raise PageNotFound("There is no image at this address.")
+    gateway = _gateway(request)
+    await run_in_threadpool(
+        gateway.access.viewed,
+        _user.name,
+        "view.preview",
+        f"study:{study_uid}",
+        lambda: study_patient(gateway, study_uid),
+        study_uid=study_uid,
+        series_uid=series_uid,
+    )
     return await serve_preview(request, _gateway(request), study_uid, series_uid, kind)  # type: ignore[arg-type]
-
-
-def _view(gateway: Gateway, job_id: str) -> JobView:
-    return job_view(gateway, _job(gateway, job_id))
 
 
 def _job(gateway: Gateway, job_id: str) -> jobs.Job:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
@@ -28,7 +29,9 @@ from gateway.review import (
     ReviewState,
     UnknownR4Patient,
 )
+from gateway.review.access import PATIENT_KEYS, SUBMIT, VIEW_ACTIONS, csv_text, find_events
 from gateway.service import Gateway
+from gateway.web.review_look import review_look
 from gateway.web.session import PAGES, PageUser, checked_form, current_user, permitted
 from gateway.web.templating import NO_STORE, PageNotFound, page
 
@@ -40,6 +43,8 @@ MAX_OFFSET = 1_000_000
 DISMISS_REASON_MAX = 500
 SEARCH_MAX = 100
 SEARCH_LIMIT = 20
+# One CSV export holds at most this many events (newest first); narrow the filters for more.
+CSV_MAX_ROWS = 100_000
 # The other items a resolve closed, named on the item's page after it: at most this many.
 SIBLINGS_SHOWN = 50
 _ITEM_ID = re.compile(r"^[0-9]{1,12}$")
@@ -70,6 +75,8 @@ class AuditRow:
     event: AuditEvent
     review_id: int | None
     changes: list[tuple[str, Any, Any]]
+    job_id: str | None = None
+    patient: str = ""
 
 
 @router.get("/review", response_class=HTMLResponse)
@@ -81,6 +88,7 @@ def review_queue(
     offset = min(max(offset, 0), MAX_OFFSET)
     items = gateway.review.list(state=chosen, offset=offset, limit=PAGE_SIZE)
     total = gateway.review.count(chosen)
+    before_deciding = decision_context(gateway, items)
     return page(
         request,
         "review.html",
@@ -94,6 +102,7 @@ def review_queue(
             "offset": offset,
             "page_size": PAGE_SIZE,
             "notice": request.session.pop("notice", ""),
+            **before_deciding,
         },
     )
 
@@ -224,10 +233,15 @@ async def search_patients(request: Request, item_id: str, user: Reviewer, form: 
 
 
 @router.get("/audit", response_class=HTMLResponse)
-def audit_trail(request: Request, user: Reviewer, offset: int = 0) -> Response:
+def audit_trail(
+    request: Request, user: Reviewer, offset: int = 0, patient: str = "", key: str = ""
+) -> Response:
     gateway = _gateway(request)
     offset = min(max(offset, 0), MAX_OFFSET)
-    events = gateway.audit.list(offset=offset, limit=AUDIT_PAGE_SIZE)
+    patient, key = patient.strip()[:64], key.strip()[:128]
+    events, total = find_events(
+        gateway.audit, patient=patient, actor=key, offset=offset, limit=AUDIT_PAGE_SIZE
+    )
     return page(
         request,
         "audit.html",
@@ -235,10 +249,29 @@ def audit_trail(request: Request, user: Reviewer, offset: int = 0) -> Response:
             "title": "Audit trail",
             "user": user,
             "rows": [audit_row(e) for e in events],
-            "total": gateway.audit.count(),
+            "total": total,
             "offset": offset,
             "page_size": AUDIT_PAGE_SIZE,
+            "patient": patient,
+            "key": key,
+            "query": urlencode({k: v for k, v in (("patient", patient), ("key", key)) if v}),
         },
+    )
+
+
+@router.get("/audit.csv")
+def audit_csv(request: Request, user: Reviewer, patient: str = "", key: str = "") -> Response:
+    """The events the audit page shows for the same filters, every page of them, as CSV."""
+    events, _ = find_events(
+        _gateway(request).audit,
+        patient=patient.strip()[:64],
+        actor=key.strip()[:128],
+        limit=CSV_MAX_ROWS,
+    )
+    return Response(
+        csv_text(events),
+        media_type="text/csv; charset=utf-8",
+        headers={**NO_STORE, "Content-Disposition": 'attachment; filename="audit.csv"'},
     )
 
 
@@ -251,7 +284,29 @@ def audit_row(event: AuditEvent) -> AuditRow:
     ]
     kind, _, number = event.subject.partition(":")
     review_id = int(number) if kind == "review" and number.isdigit() else None
-    return AuditRow(event, review_id, changes)
+    job_id = number if kind == "job" and number else None
+    if event.action in (SUBMIT, *VIEW_ACTIONS):
+        changes = []  # what was opened, not a change: the patient column says whose
+    ids = [str(after.get(k) or before.get(k) or "") for k in PATIENT_KEYS]
+    patient = " / ".join(f"{label} {v}" for label, v in zip(("PACS", "R4"), ids, strict=True) if v)
+    return AuditRow(event, review_id, changes, job_id, patient)
+
+
+def decision_context(gateway: Gateway, items: list[ReviewItem]) -> dict[str, Any]:
+    """What the review templates say before and after a decision: how many other waiting
+    items each open item takes with it, and whom each resolved item was linked to."""
+    open_siblings = {i.id: len(gateway.review.open_siblings(i)) for i in items if i.is_open}
+    resolved = [i.resolved_r4_patient_id for i in items if i.resolved_r4_patient_id is not None]
+    try:
+        people = gateway.patients.details(resolved) if resolved else {}
+    except sa.exc.SQLAlchemyError:  # R4 down: the page says it cannot show who
+        people = {}
+    resolved_to = {
+        i.id: people[i.resolved_r4_patient_id]
+        for i in items
+        if i.resolved_r4_patient_id is not None and i.resolved_r4_patient_id in people
+    }
+    return {"open_siblings": open_siblings, "resolved_to": resolved_to}
 
 
 def _item_page(
@@ -271,6 +326,7 @@ def _item_page(
     holder_id: int | None = None,
 ) -> Response:
     events = gateway.audit.list(subject=f"review:{item.id}", limit=AUDIT_PAGE_SIZE)
+    look = review_look(gateway, item) if item.is_open else None
     return page(
         request,
         "review_item.html",
@@ -287,6 +343,8 @@ def _item_page(
             "more_siblings": more_siblings,
             "holder_id": holder_id,
             "history": [audit_row(e) for e in events],
+            "look": look,
+            **decision_context(gateway, [item]),
         },
         status=status,
     )

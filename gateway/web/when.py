@@ -25,7 +25,7 @@ def local_zone() -> tzinfo:
 
 def moment_text(value: datetime | None) -> str:
     """'1 Dec 2026, 15:47' in the gateway's zone; '' for None."""
-    if value is None:
+    if not isinstance(value, datetime):  # None, or a template's undefined value
         return ""
     if value.tzinfo is None:  # the stores hand out UTC, naive on some databases
         value = value.replace(tzinfo=UTC)
@@ -36,7 +36,7 @@ def moment_text(value: datetime | None) -> str:
 def day_text(value: date | str | None) -> str:
     """'5 Nov 1975' from a date, an ISO date ('1975-11-05') or a DICOM DA ('19751105');
     text that is neither comes back as it is, '' for None or empty."""
-    if value is None or value == "":
+    if not value or not isinstance(value, date | str):
         return ""
     if isinstance(value, datetime):
         return moment_text(value)

@@ -53,7 +53,7 @@ def test_a_pacs_that_is_down_gets_one_clear_sentence(tmp_path, orthanc_running):
     result = _cli("echo", "--config", str(config))
 
     assert result.returncode == 1
-    assert "The PACS test-orthanc could not be reached: nothing is listening on" in result.stdout
+    assert "The PACS test-orthanc could not be reached: nothing is listening on" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -66,7 +66,7 @@ def test_bad_dates_are_explained(tmp_path, orthanc_running):
     result = _cli("find", "--config", str(config), "--patient-id", "X", "--from", "31/12/2020")
 
     assert result.returncode == 1
-    assert "--from takes a date as YYYY-MM-DD" in result.stdout
+    assert "--from takes a date as YYYY-MM-DD" in result.stderr
 
 
 def test_a_wildcard_on_the_command_line_is_refused_in_one_line(tmp_path, orthanc_running):
@@ -83,7 +83,7 @@ def test_a_wildcard_on_the_command_line_is_refused_in_one_line(tmp_path, orthanc
         result = _cli(command, "--config", str(config), option, value, "--birth-date", "1975-11-05")
 
         assert result.returncode == 1, (command, value)
-        assert result.stdout.strip().splitlines() == [
+        assert result.stderr.strip().splitlines() == [
             f"{option} must not contain the DICOM matching characters * ? or \\"
         ]
     assert not (tmp_path / "data" / "studies").exists() or not any(

@@ -114,3 +114,40 @@ def test_version_and_json_for_scripts(tmp_path, orthanc_running, demo_catalog):
     assert table.returncode == 0, table.stderr
     for uid in expected:
         assert uid in table.stdout, table.stdout
+
+
+def test_what_the_cli_fetched_is_indexed_and_never_also_waits_for_review(
+    tmp_path, orthanc_running, gateway_scp_port, demo_catalog
+):
+    from gateway.service import Gateway
+
+    patient = "R4-1001"
+    settings = gateway_settings(tmp_path / "data", gateway_scp_port, orthanc_running)
+    config = write_config(tmp_path / "gateway.toml", settings)
+    fetched = _cli("fetch", "--config", str(config), "--patient-id", patient)
+    assert fetched.returncode == 0, fetched.stderr
+    expected = {s.study_uid for s in demo_catalog.studies_for(patient)}
+
+    # The next `serve` start looks for received studies nobody matched: there must be none.
+    gateway = Gateway(settings)
+    gateway.start(workers=0)
+    gateway.stop()
+    indexed = {s.study_uid for s in gateway.index.patient_studies(patient)}
+    waiting = {i.study_uid for i in gateway.review.list(limit=100)}
+    assert indexed == expected
+    assert not indexed & waiting, "a study is both indexed and waiting for review"
+
+
+def test_fetch_while_serve_holds_the_dicom_port_is_refused_in_one_sentence(
+    tmp_path, orthanc_running
+):
+    import socket
+
+    port = free_port()
+    settings = gateway_settings(tmp_path / "data", port, orthanc_running)
+    config = write_config(tmp_path / "gateway.toml", settings)
+    with socket.socket() as holder:  # what a running `serve` does to the port
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        said = _one_sentence(_cli("fetch", "--config", str(config), "--patient-id", "R4-1001"))
+    assert f"DICOM port {port}" in said and "pacs-gateway serve" in said

@@ -13,7 +13,7 @@ from orthanc_server import free_port
 from gateway.app import create_app
 from gateway.core.settings import Settings
 from gateway.service import Gateway
-from gateway.web.routes_home import FALLBACK_DOCUMENT
+from gateway.web.fallback_page import FALLBACK_DOCUMENT
 
 ROOT = Path(__file__).resolve().parents[2]
 

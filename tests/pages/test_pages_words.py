@@ -55,13 +55,13 @@ def test_the_job_page_says_whose_images_these_are_and_lists_earlier_fetches(
     page.reload()  # the identity block is drawn with the page, from the files received
 
     identity = page.get_by_role("region", name="Whose images these are")
-    r4 = identity.locator(".r4-who")
-    expect(r4.locator(".who-name")).to_have_text("Müller, Zoë")
+    r4 = identity.locator(".r4-ident")
+    expect(r4.locator(".ident-name")).to_have_text("Müller, Zoë")
     expect(r4).to_contain_text("Chart number")
     expect(r4).to_contain_text(demo_practice.chart_number(_person(LATIN1_R4_ID)))
     # The PACS's own record, decoded from the files' Latin-1 (ISO_IR 100) character set.
-    pacs = identity.locator(".pacs-who")
-    expect(pacs.locator(".who-name")).to_have_text("Müller, Zoë")
+    pacs = identity.locator(".pacs-ident")
+    expect(pacs.locator(".ident-name")).to_have_text("Müller, Zoë")
     expect(pacs).to_contain_text("12 Mar 1984")
     expect(pacs).to_contain_text("female")
     expect(pacs).to_contain_text(demo_studies.LATIN1_PATIENT_ID)

@@ -7,11 +7,13 @@ as "not set" with the setting that fills it, never as a placeholder that looks l
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Contact(BaseModel):
     """One person or service to call."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str = Field("", description="Who: a person, a company or a service desk.")
     phone: str = Field("", description="Number to call, as it should be dialled.")
@@ -26,6 +28,8 @@ class Contact(BaseModel):
 
 class Contacts(BaseModel):
     """The three contacts of the fallback procedure."""
+
+    model_config = ConfigDict(extra="forbid")
 
     it: Contact = Field(
         default_factory=Contact, description="The practice's IT contact: the gateway, network."
