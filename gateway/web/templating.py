@@ -37,15 +37,6 @@ class PageNotFound(Exception):
         self.sentence = sentence
 
 
-def utc_text(value: datetime | None) -> str:
-    """'2024-05-01 14:05 UTC'; scripts.js turns <time> elements into the reader's local time."""
-    if value is None:
-        return ""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def iso(value: datetime | None) -> str:
     if value is None:
         return ""
@@ -63,20 +54,7 @@ def pn_parts(text: object) -> tuple[str, str]:
     return parts[0], given
 
 
-_ORIGINS = {
-    "fetch": "found during a fetch under an id of the patient that did not settle whose it is",
-    "name_query": "found by name and birth date under another id",
-    "push": "sent to the gateway unasked",
-}
-
-
-def origin_words(origin: object) -> str:
-    return _ORIGINS.get(str(origin), str(origin))
-
-
 templates.env.filters["pn_parts"] = pn_parts
-templates.env.globals["origin_words"] = origin_words
-templates.env.filters["utc"] = utc_text
 templates.env.filters["iso"] = iso
 templates.env.globals.update(PAGES=PAGES, FALLBACK_URL=FALLBACK_URL)
 
