@@ -342,6 +342,9 @@ def _dicom_port_free(settings: Settings) -> None:
     """Refuse with a sentence when something (a running `serve` on this configuration) holds
     the gateway's DICOM port: C-MOVE would deliver there, not here."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the SCP binds: a port left in TIME_WAIT by an earlier run is free; one a
+        # process listens on is not (Linux refuses that bind even with SO_REUSEADDR).
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((settings.dicom_bind, settings.dicom_port))
         except OSError:
