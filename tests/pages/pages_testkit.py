@@ -13,9 +13,12 @@ TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS / "gateway") not in sys.path:
     sys.path.insert(0, str(TESTS / "gateway"))
 
+import demo_practice  # noqa: E402
+from orthanc_server import free_port  # noqa: E402
 from playwright.sync_api import Page, expect  # noqa: E402
 from serve_process import ServeProcess  # noqa: E402
 
+from gateway.core.settings import PacsSettings, Settings  # noqa: E402
 from gateway.core.viewer_links import ViewerLink  # noqa: E402
 from gateway.service import Gateway  # noqa: E402
 
@@ -26,6 +29,40 @@ VIEWERS = [
     ),
     ViewerLink(name="Weasis", url_template="weasis://?$dicom:rs --study={study_uid}"),
 ]
+
+
+CLOSED_PACS = "main-pacs"
+
+
+def practice(tmp_path: Path) -> dict[str, object]:
+    """Settings of a gateway next to the demo R4 practice: matching on, the "R4-" id rule."""
+    return {
+        "r4_database_url": demo_practice.write_demo_practice(tmp_path / "r4.db"),
+        "pacs_id_rule_prefix": demo_practice.ID_PREFIX,
+        "match_by_demographics": True,
+    }
+
+
+def closed_pacs_settings(tmp_path: Path) -> Settings:
+    """A gateway of the demo practice whose one PACS (CLOSED_PACS) nobody listens for, and
+    no worker: what it queues stays queued."""
+    return Settings(
+        data_dir=tmp_path / "var",
+        dicom_port=free_port(),
+        dicom_bind="127.0.0.1",
+        workers=0,
+        r4_database_url=demo_practice.write_demo_practice(tmp_path / "r4.db"),
+        pacs_id_rule_prefix=demo_practice.ID_PREFIX,
+        pacs=[
+            PacsSettings(
+                name=CLOSED_PACS,
+                ae_title="NOBODY",
+                host="127.0.0.1",
+                port=free_port(),
+                connect_timeout=0.5,
+            )
+        ],
+    )
 
 
 @dataclass

@@ -11,39 +11,21 @@ import shutil
 from datetime import date
 
 import pytest
-from demo_practice import write_demo_practice
 from fastapi.testclient import TestClient
-from orthanc_server import free_port
+from pages_testkit import CLOSED_PACS, closed_pacs_settings
 
 from gateway.app import create_app
-from gateway.core.settings import PacsSettings, Settings
 from gateway.fetch.plan import found_by_name
 from gateway.review import ReviewOrigin
 from gateway.service import Gateway
 from pacs.models import PacsPatient, PersonName, Study
 
-PACS_NAME = "main-pacs"
+PACS_NAME = CLOSED_PACS
 
 
 @pytest.fixture
 def gateway(tmp_path) -> Gateway:
-    settings = Settings(
-        data_dir=tmp_path / "var",
-        dicom_port=free_port(),
-        workers=0,
-        r4_database_url=write_demo_practice(tmp_path / "r4.db"),
-        pacs_id_rule_prefix="R4-",
-        pacs=[
-            PacsSettings(
-                name=PACS_NAME,
-                ae_title="NOBODY",
-                host="127.0.0.1",
-                port=free_port(),  # nothing listens: the PACS cannot be asked
-                connect_timeout=0.5,
-            )
-        ],
-    )
-    return Gateway(settings)
+    return Gateway(closed_pacs_settings(tmp_path))
 
 
 @pytest.fixture

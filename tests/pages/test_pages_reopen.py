@@ -11,19 +11,17 @@ from dataclasses import dataclass
 from datetime import date
 
 import pytest
-from demo_practice import write_demo_practice
 from fastapi.testclient import TestClient
-from orthanc_server import free_port
+from pages_testkit import CLOSED_PACS, closed_pacs_settings
 
 from gateway.app import create_app
 from gateway.core.keys import ROLES
-from gateway.core.settings import PacsSettings, Settings
 from gateway.fetch.plan import found_by_name
 from gateway.review import ReviewItem, ReviewOrigin, ReviewState
 from gateway.service import Gateway
 from pacs.models import PacsPatient, PersonName, Study
 
-PACS_NAME = "main-pacs"
+PACS_NAME = CLOSED_PACS
 UID = "1.2.826.0.1.3680043.8.498.7"
 CHIDI = 1005  # one of the twins in the demo practice: never linked automatically
 
@@ -47,24 +45,7 @@ class Outside:
 
 @pytest.fixture
 def gateway(tmp_path) -> Gateway:
-    settings = Settings(
-        data_dir=tmp_path / "var",
-        dicom_port=free_port(),
-        dicom_bind="127.0.0.1",
-        workers=0,  # the follow-up fetch stays queued
-        r4_database_url=write_demo_practice(tmp_path / "r4.db"),
-        pacs_id_rule_prefix="R4-",
-        pacs=[
-            PacsSettings(
-                name=PACS_NAME,
-                ae_title="NOBODY",
-                host="127.0.0.1",
-                port=free_port(),
-                connect_timeout=0.5,
-            )
-        ],
-    )
-    return Gateway(settings)
+    return Gateway(closed_pacs_settings(tmp_path))  # the follow-up fetch stays queued
 
 
 @pytest.fixture

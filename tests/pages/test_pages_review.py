@@ -9,7 +9,7 @@ from datetime import datetime
 
 import demo_practice
 import demo_studies
-from pages_testkit import assert_accessible, screenshot
+from pages_testkit import assert_accessible, practice, screenshot
 from playwright.sync_api import expect
 
 SAME_PERSON_R4_ID = demo_practice.r4_patient_id(demo_studies.SAME_PERSON_IDS[0])  # 1003
@@ -21,12 +21,7 @@ def test_staff_resolve_a_queued_study_and_the_follow_up_fetch_shows_it(
 ):
     mr = demo_catalog.study("dubois-ext-mr-2024")
     cbct = demo_catalog.study("dubois-ext-cbct-2023")
-    served = serve_pages(
-        orthanc_running,
-        r4_database_url=demo_practice.write_demo_practice(tmp_path / "r4.db"),
-        pacs_id_rule_prefix=demo_practice.ID_PREFIX,
-        match_by_demographics=True,
-    )
+    served = serve_pages(orthanc_running, **practice(tmp_path))
 
     # A clinician asks for the patient's MR and CT studies by R4 id. The PACS has them only
     # under the outside provider's id: found by name and birth date, they wait for staff.

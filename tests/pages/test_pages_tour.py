@@ -9,7 +9,7 @@ import re
 
 import demo_practice
 import demo_studies
-from pages_testkit import screenshot
+from pages_testkit import practice, screenshot
 from playwright.sync_api import expect
 
 SAME_PERSON_R4_ID = demo_practice.r4_patient_id(demo_studies.SAME_PERSON_IDS[0])  # 1003
@@ -17,12 +17,7 @@ FETCH_TIMEOUT_MS = 120_000
 
 
 def test_tour_of_every_page(browser, page, serve_pages, orthanc_running, tmp_path):
-    served = serve_pages(
-        orthanc_running,
-        r4_database_url=demo_practice.write_demo_practice(tmp_path / "r4.db"),
-        pacs_id_rule_prefix=demo_practice.ID_PREFIX,
-        match_by_demographics=True,
-    )
+    served = serve_pages(orthanc_running, **practice(tmp_path))
     served.login(page, "clinician", "/ui/")
     screenshot(page, "tour-dashboard")
     page.goto(served.url + "/ui/fetch")

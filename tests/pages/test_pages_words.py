@@ -12,7 +12,7 @@ import re
 
 import demo_practice
 import demo_studies
-from pages_testkit import assert_accessible, screenshot
+from pages_testkit import assert_accessible, practice, screenshot
 from playwright.sync_api import Page, expect
 
 SAME_PERSON_R4_ID = demo_practice.r4_patient_id(demo_studies.SAME_PERSON_IDS[0])  # 1003
@@ -25,13 +25,7 @@ JARGON = re.compile(r"\bscore\b|\bIssuer\b|\(\d\.\d\d\)|\d+ %|auto-link|threshol
 
 
 def _practice(serve_pages, orthanc, tmp_path, **overrides):
-    return serve_pages(
-        orthanc,
-        r4_database_url=demo_practice.write_demo_practice(tmp_path / "r4.db"),
-        pacs_id_rule_prefix=demo_practice.ID_PREFIX,
-        match_by_demographics=True,
-        **overrides,
-    )
+    return serve_pages(orthanc, **practice(tmp_path), **overrides)
 
 
 def _fetch_by_r4(page: Page, r4_id: int, modalities: str = "") -> str:
