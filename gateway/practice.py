@@ -32,6 +32,7 @@ from r4.commands import CommandLoop, LoopSettings
 from r4.database import create_r4_engine
 from r4.flynotes import FlynotesClient, SqsAccess
 from r4.handlers import LoggingReporter, PracticeCommandHandler, Reporter, RestartRequested
+from r4.mapping import R4Mapping
 from r4.messages import FetchStudies
 from r4.patients import get_patient_record
 from r4.schedule import Scheduler, Task, licence_check, practice_tasks, run_in_thread
@@ -107,7 +108,7 @@ class PracticeSide:
         self.settings = settings
         self.gateway = gateway
         url = settings.r4_url()
-        self.engine: Engine | None = _r4_engine(url) if url else None
+        self.engine: Engine | None = _r4_engine(url, settings.r4_mapping()) if url else None
         self.exit_code: int | None = None  # set once a restart was requested
         # `serve` replaces this with "tell uvicorn to shut down".
         self.request_exit: Callable[[], None] = _raise_sigterm
@@ -272,9 +273,9 @@ class PracticeSide:
         return reporting.RollbarReporter() if self._log_handler else LoggingReporter()
 
 
-def _r4_engine(url: str) -> Engine:
+def _r4_engine(url: str, mapping: R4Mapping) -> Engine:
     try:
-        return create_r4_engine(url)
+        return create_r4_engine(url, mapping)
     except ImportError as exc:
         raise ValueError(
             f"The R4 database needs a driver that is not installed ({exc.name}); for SQL "

@@ -13,17 +13,18 @@ from gateway.practice import ChartNumberResolver, pacs_id_for_chart
 from gateway.service import Gateway
 from gateway.settings import Settings
 from r4.database import create_r4_engine
-from r4.sample_data import generate_practice
-from r4.schema import patients
+from r4.mapping import R4Mapping
+from r4.sample_data import generate_practice, update_patient
 
 
 @pytest.fixture
 def r4_engine(tmp_path):
-    engine = create_r4_engine(f"sqlite:///{tmp_path / 'sys2000.db'}")
+    # The id rule's chart number remapped to a column of its own (default: PatientCode).
+    mapping = R4Mapping(chart_number="ChartNo")
+    engine = create_r4_engine(f"sqlite:///{tmp_path / 'sys2000.db'}", mapping)
     generate_practice(engine, 5, seed=1, first_id=100)
-    with engine.begin() as conn:
-        conn.execute(patients.update().where(patients.c.PatientID == 100).values(ChartNumber="42"))
-        conn.execute(patients.update().where(patients.c.PatientID == 101).values(ChartNumber=" "))
+    update_patient(engine, 100, chart_number="42")
+    update_patient(engine, 101, chart_number=" ")
     yield engine
     engine.dispose()
 

@@ -22,10 +22,13 @@ from gateway.service import Gateway
 from r4.database import create_r4_engine
 from r4.fake_flynotes import FakeFlynotes
 from r4.handlers import RESTART_EXIT_CODE
-from r4.sample_data import generate_practice
-from r4.schema import patients
+from r4.mapping import R4Mapping
+from r4.patients import iter_patient_records
+from r4.sample_data import generate_practice, update_patient
 from r4.selfupdate import installed_version
 
+# The id rule's chart number in its own column: `[r4] chart_number` remapped in the settings.
+MAPPING = R4Mapping(chart_number="ChartNo")
 FIRST_ID = 48_213_001  # long ids, so a leaked id cannot hide among other numbers
 FETCH_CHART = "1001"  # with prefix "R4-": the demo patient R4-1001 (2 studies, 5 images)
 SECRET = {
@@ -38,45 +41,34 @@ SECRET = {
 
 @pytest.fixture
 def r4_practice(tmp_path: Path) -> Iterator[tuple[str, list[int]]]:
-    """An R4 database; returns its URL and the active patient ids. The first active patient
+    """An R4 database; returns its URL and the patient ids. The first active patient
     has chart number FETCH_CHART, the second distinctive details for the leak check."""
     url = f"sqlite:///{tmp_path / 'sys2000.db'}"
-    engine = create_r4_engine(url)
+    engine = create_r4_engine(url, MAPPING)
     generate_practice(engine, 300, seed=11, first_id=FIRST_ID)
-    with engine.begin() as conn:
-        active = list(
-            conn.scalars(
-                sa.select(patients.c.PatientID)
-                .where(patients.c.Active != 0)
-                .order_by(patients.c.PatientID)
-            )
-        )
-        # The demo PACS's person under R4-1001: the matcher confirms the id rule's hit only
-        # when the demographics agree.
-        demo = next(p for p in PATIENTS if p.patient_id == LATIN1_PATIENT_ID)
-        family, given = demo.name.split("^")
-        born = date(int(demo.birth_date[:4]), int(demo.birth_date[4:6]), int(demo.birth_date[6:]))
-        conn.execute(
-            patients.update()
-            .where(patients.c.PatientID == active[0])
-            .values(
-                ChartNumber=FETCH_CHART,
-                LastName=family,
-                FirstName=given,
-                BirthDate=born,
-                Sex=demo.sex,
-            )
-        )
-        conn.execute(
-            patients.update()
-            .where(patients.c.PatientID == active[1])
-            .values(
-                LastName=SECRET["family"],
-                FirstName=SECRET["given"],
-                BirthDate=SECRET["birth"],
-                ChartNumber=SECRET["chart"],
-            )
-        )
+    active = [r.id for r in iter_patient_records(engine, include_inactive=True)]
+    # The demo PACS's person under R4-1001: the matcher confirms the id rule's hit only
+    # when the demographics agree.
+    demo = next(p for p in PATIENTS if p.patient_id == LATIN1_PATIENT_ID)
+    family, given = demo.name.split("^")
+    born = date(int(demo.birth_date[:4]), int(demo.birth_date[4:6]), int(demo.birth_date[6:]))
+    update_patient(
+        engine,
+        active[0],
+        chart_number=FETCH_CHART,
+        surname=family,
+        forename=given,
+        birth_date=born,
+        sex=demo.sex,
+    )
+    update_patient(
+        engine,
+        active[1],
+        surname=SECRET["family"],
+        forename=SECRET["given"],
+        birth_date=SECRET["birth"],
+        chart_number=SECRET["chart"],
+    )
     engine.dispose()
     yield url, active
 
@@ -137,7 +129,7 @@ def test_serve_runs_the_practice_side_and_restarts_with_75(
             gateway_scp_port,
             orthanc_running,
             workers=1,
-            r4_database_url=r4_url,
+            r4={"database_url": r4_url, "chart_number": "ChartNo"},
             flynotes_url=flynotes.url,
             flynotes_licence_key=LICENCE,
             rollbar_access_token="token-for-tests",
