@@ -18,6 +18,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -27,16 +28,18 @@ import jobs
 from gateway import reporting
 from gateway.fetch_request import FetchRequest
 from gateway.matching import IdRule
+from gateway.practice_startup import practice_readiness, practice_startup_steps
 from gateway.settings import Settings
 from r4.commands import CommandLoop, LoopSettings
 from r4.database import create_r4_engine
-from r4.flynotes import FlynotesClient, SqsAccess
+from r4.flynotes import FlynotesClient, LicenceInfo, SqsAccess
 from r4.handlers import LoggingReporter, PracticeCommandHandler, Reporter, RestartRequested
 from r4.mapping import R4Mapping
 from r4.messages import FetchStudies
 from r4.patients import get_patient_record
 from r4.schedule import Scheduler, Task, licence_check, practice_tasks, run_in_thread
 from r4.selfupdate import DIST_NAME, UpdateSource, installed_version
+from r4.startup import StartupFailed, Uptime, install_excepthooks, run_startup
 from r4.sync import bulk_upload_patients
 
 if TYPE_CHECKING:
@@ -117,6 +120,9 @@ class PracticeSide:
         self._flynotes: FlynotesClient | None = None
         self._log_handler: logging.Handler | None = None
         self._exit_lock = threading.Lock()
+        self._restore_hooks: Callable[[], None] | None = None
+        self.licence: LicenceInfo | None = None  # from the start-up licence check
+        self.startup_error: str | None = None
 
     def resolver(self) -> ChartNumberResolver | None:
         if self.engine is None:
@@ -128,7 +134,10 @@ class PracticeSide:
         return list(self._threads)
 
     def start(self) -> None:
-        self._start_reporting()
+        """Start-up in the seed's order (`r4.startup.run_startup`): reporting, R4 and its
+        schema, the licence, the version, the first bulk upload, then the two threads. A
+        failure sets `exit_code` (78: fix settings; 75: try again) and asks to exit."""
+        self.start_reporting()
         if not self.settings.practice_configured:
             log.info("practice side off: R4 and Flynotes are not both configured")
             return
@@ -149,12 +158,27 @@ class PracticeSide:
                 endpoint_url=self.settings.sqs_endpoint_url,
             ),
         )
-        scheduler = Scheduler(self._tasks(self._flynotes), reporter=reporter)
-        self._threads = [
-            run_in_thread("practice-commands", loop.run, self._stop, self._on_restart),
-            run_in_thread("practice-schedule", scheduler.run, self._stop, self._on_restart),
-        ]
-        log.info("practice side started: SQS command loop and schedules")
+        # Start-up ran the licence check and the upload once: the schedule takes over later.
+        tasks = [replace(t, run_on_start=False) for t in self._tasks(self._flynotes)]
+        tasks.append(Task("max uptime", Uptime(self.settings.r4.max_uptime).check, 60.0))
+        scheduler = Scheduler(tasks, reporter=reporter)
+
+        def start_loops() -> None:
+            self._threads = [
+                run_in_thread("practice-commands", loop.run, self._stop, self._on_restart),
+                run_in_thread("practice-schedule", scheduler.run, self._stop, self._on_restart),
+            ]
+            log.info("practice side started: SQS command loop and schedules")
+
+        try:
+            self.licence = run_startup(
+                practice_startup_steps(self, self._flynotes, start_loops), self._report_startup
+            )
+        except StartupFailed as exc:
+            self.startup_error = str(exc)
+            self._exit(exc.exit_code, str(exc))
+        except RestartRequested as exc:
+            self._on_restart(exc)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -239,15 +263,29 @@ class PracticeSide:
         return run
 
     def _on_restart(self, exc: RestartRequested) -> None:
+        self._exit(exc.exit_code, f"stopping to restart (exit code {exc.exit_code}): {exc}")
+
+    def _exit(self, exit_code: int, sentence: str) -> None:
         with self._exit_lock:
             if self.exit_code is not None:
                 return  # the other thread asked first; one exit is enough
-            self.exit_code = exc.exit_code
-        log.warning("stopping to restart (exit code %d): %s", exc.exit_code, exc)
+            self.exit_code = exit_code
+        log.warning("%s", sentence)
         self._stop.set()
         self.request_exit()
 
+    def _report_startup(self, sentence: str, extra: dict[str, object]) -> None:
+        self._reporter().report_message(sentence, "critical", extra)
+
+    def readiness(self) -> dict[str, tuple[bool, str]]:
+        """R4 and Flynotes/SQS lines for /ready (empty when the practice side is off)."""
+        return practice_readiness(self)
+
     # --- reporting ------------------------------------------------------------------------
+
+    def start_reporting(self) -> None:
+        """Rollbar and the exception hooks; first thing the gateway does (idempotent)."""
+        self._start_reporting()
 
     def _start_reporting(self) -> None:
         token = self.settings.rollbar_access_token
@@ -260,6 +298,10 @@ class PracticeSide:
             code_version=installed_version(DIST_NAME),
         )
         self._log_handler = reporting.install_logging_handler()
+        # Uncaught errors in any thread (a busy port at start-up...) reach Rollbar before exit.
+        self._restore_hooks = install_excepthooks(
+            lambda exc: reporting.report_exception(exc, extra={"where": "uncaught"})
+        )
         log.info("errors are reported to Rollbar (%s)", self.settings.rollbar_environment)
 
     def _stop_reporting(self) -> None:
@@ -267,6 +309,9 @@ class PracticeSide:
             return
         logging.getLogger().removeHandler(self._log_handler)
         self._log_handler = None
+        if self._restore_hooks is not None:
+            self._restore_hooks()
+            self._restore_hooks = None
         reporting.flush()  # reports still queued on rollbar's threads leave before exit
 
     def _reporter(self) -> Reporter:

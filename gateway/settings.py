@@ -76,6 +76,13 @@ class R4Settings(R4Mapping):
         None, description="R4's database; default: the preset's name (or `r4_database`)."
     )
 
+    max_uptime: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="Seconds the practice side runs before exiting 75 for a fresh start "
+        "(the connector this replaces restarted daily).",
+    )
+
     def mapping(self) -> R4Mapping:
         return R4Mapping.model_validate(self.model_dump(include=set(R4Mapping.model_fields)))
 

@@ -151,7 +151,13 @@ def run_startup(
         ) from None
 
     step("version")
-    steps.ensure_version(info)  # RestartRequested propagates: exit 75 and come back updated
+    try:
+        steps.ensure_version(info)
+    except RestartRequested:
+        raise  # updated: exit 75 and come back as the new version
+    except Exception as exc:
+        # The old version keeps running; the hourly check tries the update again.
+        report("the self-update failed", {"error": type(exc).__name__})
 
     step("first upload")
     try:
