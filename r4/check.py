@@ -55,6 +55,9 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 
 
+REQUIRED = frozenset({"patient_id", "patient_join", "person_join"})
+
+
 @dataclass(frozen=True)
 class CheckResult:
     name: str
@@ -150,7 +153,7 @@ def suggest(wanted: str, candidates: list[str], field: str = "", limit: int = 3)
             original = next(c for c in candidates if c.lower() == name)
             scores[original] = max(scores.get(original, 0), score)
     ranked = sorted(scores, key=lambda n: -scores[n])
-    return [n for n in ranked if scores[n] >= 60][:limit]
+    return [n for n in ranked if scores[n] >= 75][:limit]
 
 
 def r4_reads(engine: Engine, sample_id: int) -> dict[str, ClauseElement]:
@@ -205,7 +208,8 @@ def check_r4(engine: Engine) -> list[CheckResult]:
             )
             shape_ok = False
             continue
-        results.append(CheckResult(f"r4 table {table}", True, f"{where}: {len(real)} columns"))
+        count = f"{len(real)} column{'s' if len(real) != 1 else ''}"
+        results.append(CheckResult(f"r4 table {table}", True, f"{where}: {count}"))
         by_lower = {c.lower(): c for c in real}
         for field, column in fields:
             name = f"r4 column {field}"
@@ -216,12 +220,13 @@ def check_r4(engine: Engine) -> list[CheckResult]:
             shape_ok = False
             like = suggest(column, real, field)
             hint = f" Columns like it: {', '.join(like)}." if like else ""
+            unset = "" if field in REQUIRED else ', or to "" if this R4 has none'
             results.append(
                 CheckResult(
                     name,
                     False,
-                    f"{table}.{column} is missing.{hint} Set [r4] {field} to the right column, "
-                    'or to "" if this R4 has none.',
+                    f"{table}.{column} is missing.{hint} Set [r4] {field} to the right "
+                    f"column{unset}.",
                 )
             )
     if not shape_ok:

@@ -34,8 +34,9 @@ WRONG_GUESS = R4Mapping(
 @pytest.fixture(autouse=True)
 def _no_config_left_behind(monkeypatch):
     # `check --config` sets PACS_GATEWAY_CONFIG in this process; the next test's Settings
-    # would read that file too.
-    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    # would read that file too. setenv first, so teardown restores the variable's absence.
+    monkeypatch.setenv(CONFIG_ENV, "")
+    monkeypatch.delenv(CONFIG_ENV)
 
 
 def _practice(path: Path, mapping: R4Mapping, count: int = 120) -> str:
