@@ -211,3 +211,42 @@ def test_serve_without_practice_settings_starts_no_practice_threads(
     log = serve.log_path.read_text()
     assert "practice side started" not in log
     assert "Rollbar" not in log
+
+
+def test_serve_with_an_invalid_licence_exits_78_and_tells_rollbar(
+    tmp_path,
+    r4_practice,
+    orthanc_running,
+    practice_moto_endpoint,
+    rollbar_recorder,
+    monkeypatch,
+    serve_process,
+):
+    r4_url, _ = r4_practice
+    monkeypatch.setenv("PACS_GATEWAY_FLYNOTES_LICENCE_KEY", "not-this-practices-licence")
+    monkeypatch.setenv("PACS_GATEWAY_ROLLBAR_ACCESS_TOKEN", "token-for-tests")
+    with FakeFlynotes(LICENCE) as flynotes:
+        settings = gateway_settings(
+            tmp_path / "gw",
+            free_port(),
+            orthanc_running,
+            workers=1,
+            r4={"database_url": r4_url, "chart_number": "ChartNo"},
+            flynotes_url=flynotes.url,
+            flynotes_licence_key="not-this-practices-licence",
+            rollbar_access_token="token-for-tests",
+            rollbar_environment="test",
+            rollbar_endpoint=rollbar_recorder.endpoint,
+            sqs_endpoint_url=practice_moto_endpoint,
+        )
+        serve = ServeProcess(settings, tmp_path)
+        serve_process.append(serve)
+        with pytest.raises(RuntimeError, match="serve exited"):
+            serve.start()
+        assert serve.process is not None
+        assert serve.process.wait(30) == 78, serve.log_tail()
+        assert flynotes.state.initialisations <= 1  # refused once, not retried in a loop
+        assert not flynotes.state.patients  # nothing uploaded, no loop started
+    assert "Flynotes does not recognise this practice's licence key" in serve.log_tail()
+    assert wait_until(lambda: "licence key" in rollbar_recorder.everything(), 10)
+    assert "not-this-practices-licence" not in rollbar_recorder.everything()
