@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import mssql
 from sqlalchemy.sql import ClauseElement
 
-from r4.check import R4Unreachable, connect_check, r4_reads
-from r4.database import create_r4_engine, production_url
+from gateway.settings import Settings
+from r4.check import R4Unreachable, check_r4, connect_check, r4_reads
+from r4.database import create_r4_engine
 from r4.mapping import R4Mapping, build_tables
 from r4.patients import (
     distinct_text_query,
@@ -107,10 +108,16 @@ def test_the_checks_reads_are_the_same_queries(tmp_path):
 
 def test_sql_server_url_loads_freetds_and_fails_with_one_sentence():
     port = free_port()
-    url = production_url("FreeTDS", f"127.0.0.1,{port}", "sys2000")
-    engine = create_r4_engine(url, connect_args={"timeout": 5})
+    # As an installer on Linux configures it: [r4] odbc_driver = "FreeTDS", server, database.
+    settings = Settings(r4={"odbc_driver": "FreeTDS", "server": f"127.0.0.1,{port}"})
+    url = settings.r4_url()
+    assert url is not None and url.startswith("mssql+pyodbc://")
+    engine = create_r4_engine(url, settings.r4_mapping(), connect_args={"timeout": 5})
     with pytest.raises(R4Unreachable) as failure:
         connect_check(engine)
+    # `pacs-gateway check` shows the same sentence as its one R4 line.
+    [line] = check_r4(engine)
+    assert not line.ok and line.detail == str(failure.value)
     message = str(failure.value)
     assert message.count(". ") <= 1 and message.endswith(".") and "\n" not in message
     assert f"127.0.0.1,{port}" in message and "sys2000" in message
