@@ -115,6 +115,7 @@ class Gateway:
         self._workers = settings.workers
 
     def start(self, *, workers: int | None = None) -> None:
+        self.practice.start_reporting()  # first: a start-up failure below reaches Rollbar
         self.pushes.start()
         # Pushes a crash kept from being matched: found before the SCP takes new ones.
         recover_unmatched_pushes(self.pushes, self.jobs)
@@ -203,6 +204,8 @@ class Gateway:
             ) as pool:
                 for name, check in zip(names, pool.map(self._check_pacs, names), strict=True):
                     checks[f"pacs:{name}"] = check
+        for name, (ok, detail) in self.practice.readiness().items():  # r4, flynotes, sqs
+            checks[name] = Check(ok, detail)
         return Readiness(checks)
 
     def _check_database(self) -> Check:

@@ -112,6 +112,25 @@ def fetch(
 
 
 @app.command()
+def check(
+    config: ConfigOption = None,
+    move_study: Annotated[
+        str | None,
+        typer.Option("--move-study", help="Study UID to C-MOVE back here (a small one)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of lines.")] = False,
+) -> None:
+    """Check R4, each PACS and the Flynotes licence, one line each; exit 1 on any failure."""
+    from gateway.cli.check import render, run_install_checks
+
+    settings = _settings(config)
+    results = run_install_checks(settings, study_uid=move_study)
+    typer.echo(render(results, as_json=as_json))
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
 def serve(
     config: ConfigOption = None,
     workers: Annotated[

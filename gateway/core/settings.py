@@ -22,6 +22,7 @@ from gateway.core.viewer_links import ViewerLink
 from jobs import RetryPolicy
 from pacs.models import LocalNode, Peer
 from r4.database import production_url
+from r4.mapping import R4Mapping
 
 CONFIG_ENV = "PACS_GATEWAY_CONFIG"
 
@@ -55,6 +56,35 @@ class PacsSettings(BaseModel):
             acse_timeout=self.acse_timeout,
             dimse_timeout=self.dimse_timeout,
         )
+
+
+class R4Settings(R4Mapping):
+    """`[r4]`: where R4 is and which tables and columns hold what (see `r4.mapping`)."""
+
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the R4 database (tests: a SQLite file); replaces "
+        "the older top-level `r4_database_url`.",
+    )
+    odbc_driver: str | None = Field(
+        None,
+        description="ODBC driver for R4 on SQL Server (`SQL Server Native Client 11.0` on "
+        "Windows, `FreeTDS` on Linux); Windows authentication. Replaces `r4_odbc_driver`.",
+    )
+    server: str | None = Field(None, description="SQL Server holding R4; default `.`.")
+    database: str | None = Field(
+        None, description="R4's database; default: the preset's name (or `r4_database`)."
+    )
+
+    max_uptime: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="Seconds the practice side runs before exiting 75 for a fresh start "
+        "(the connector this replaces restarted daily).",
+    )
+
+    def mapping(self) -> R4Mapping:
+        return R4Mapping.model_validate(self.model_dump(include=set(R4Mapping.model_fields)))
 
 
 class Settings(BaseSettings):
@@ -124,19 +154,23 @@ class Settings(BaseSettings):
     )
 
     # --- practice side (R4, Flynotes, Rollbar): everything off until configured -------------
+    r4: R4Settings = Field(
+        default_factory=R4Settings,
+        description="The R4 database and its table mapping: the `[r4]` table below.",
+    )
     r4_database_url: str | None = Field(
         None,
-        description="SQLAlchemy URL of the R4 database (tests: a SQLite file). Setting it, or "
-        "`r4_odbc_driver`, lets fetches name an R4 patient.",
+        description="Older spelling of `[r4] database_url` (still read; `[r4]` wins). "
+        "Setting either, or an ODBC driver, lets fetches name an R4 patient.",
     )
     r4_odbc_driver: str | None = Field(
         None,
-        description="ODBC driver for R4 on SQL Server, e.g. `SQL Server Native Client 11.0`; "
-        "connects with Windows authentication (Trusted_Connection) as the service's account. "
-        "Needs the `mssql` extra.",
+        description="Older spelling of `[r4] odbc_driver`: ODBC driver for R4 on SQL Server, "
+        "e.g. `SQL Server Native Client 11.0`; connects with Windows authentication "
+        "(Trusted_Connection) as the service's account. Needs the `mssql` extra.",
     )
-    r4_server: str = Field(".", description="SQL Server holding R4 (with `r4_odbc_driver`).")
-    r4_database: str = Field("sys2000", description="R4's database (with `r4_odbc_driver`).")
+    r4_server: str = Field(".", description="Older spelling of `[r4] server`.")
+    r4_database: str = Field("sys2000", description="Older spelling of `[r4] database`.")
     flynotes_url: str | None = Field(
         None,
         description="Base URL of the Flynotes practice API. With R4 and the licence key it "
@@ -219,12 +253,21 @@ class Settings(BaseSettings):
         return self
 
     def r4_url(self) -> str | None:
-        """The R4 database URL, or None when R4 is not configured."""
-        if self.r4_database_url:
-            return self.r4_database_url
-        if self.r4_odbc_driver:
-            return production_url(self.r4_odbc_driver, self.r4_server, self.r4_database)
+        """The R4 database URL, or None when R4 is not configured. `[r4]` values win over
+        the older top-level `r4_*` names, which keep working."""
+        if self.r4.database_url or self.r4_database_url:
+            return self.r4.database_url or self.r4_database_url
+        driver = self.r4.odbc_driver or self.r4_odbc_driver
+        if driver:
+            server = self.r4.server or self.r4_server
+            database = self.r4.database or self.r4_database
+            if not self.r4.database and "r4_database" not in self.model_fields_set:
+                database = self.r4.preset  # the presets are named after their databases
+            return production_url(driver, server, database)
         return None
+
+    def r4_mapping(self) -> R4Mapping:
+        return self.r4.mapping()
 
     @property
     def practice_configured(self) -> bool:

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from gateway.core.settings import CONFIG_ENV, PacsSettings, Settings
+from gateway.core.settings_doc_r4 import render_r4
 
 INTRO = f"""# Configuration
 
@@ -29,6 +30,7 @@ def render() -> str:
         "\nThe PACS must know the gateway as a DICOM modality: its `ae_title`, this machine's "
         'address and `dicom_port`, or C-MOVE fails with "Move destination unknown".\n'
     )
+    parts.append(render_r4())
     return "\n".join(parts)
 
 
@@ -50,7 +52,7 @@ def _table(model: type[BaseModel], *, env: bool) -> str:
 
 def _default(value: object, factory: object) -> str:
     if factory is not None:
-        return "`[]`"
+        return "`[]`" if factory is list else "see below"
     if value is PydanticUndefined:
         return "required"
     if value is None:

@@ -102,7 +102,7 @@ def test_patient_sync(h):
 def test_bulk_upload(h):
     with h.running():
         h.queues.send({"type": "bulk-upload-patients"})
-        assert h.flynotes.wait_for(lambda s: len(s.patients) == h.summary.active_patients)
+        assert h.flynotes.wait_for(lambda s: len(s.patients) == h.summary.patients)
         assert wait_until(h.queue_empty)
 
 
@@ -185,9 +185,7 @@ def test_flynotes_outage_loses_no_patient(h):
         assert wait_until(h.queue_empty)
         h.flynotes.fail_next(7)
         h.queues.send({"type": "bulk-upload-patients"})
-        assert h.flynotes.wait_for(
-            lambda s: len(s.patients) == h.summary.active_patients, timeout=20
-        )
+        assert h.flynotes.wait_for(lambda s: len(s.patients) == h.summary.patients, timeout=20)
         assert wait_until(h.queue_empty)
     assert h.queues.count(h.queues.dlq_url) == 0
 

@@ -79,7 +79,7 @@ def test_practice_schedule_uploads_and_checks_licence(practice, fake_flynotes, f
     thread = run_in_thread("scheduler", Scheduler(tasks).run, stop, on_restart=lambda e: None)
     try:
         assert fake_flynotes.wait_for(
-            lambda s: s.initialisations == 1 and s.uploaded_patient_count == summary.active_patients
+            lambda s: s.initialisations == 1 and s.uploaded_patient_count == summary.patients
         )
     finally:
         stop.set()
