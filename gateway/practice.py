@@ -27,6 +27,7 @@ import jobs
 from gateway import reporting
 from gateway.fetch_request import FetchRequest
 from gateway.matching import IdRule
+from gateway.migration_safety import database_revisions
 from gateway.settings import Settings
 from r4.commands import CommandLoop, LoopSettings
 from r4.database import create_r4_engine
@@ -194,7 +195,13 @@ class PracticeSide:
                 engine, flynotes, batch_size=self.settings.upload_batch_size, stop=self._stop
             )
 
-        check = licence_check(flynotes, drain=self._drain, source=source)
+        check = licence_check(
+            flynotes,
+            drain=self._drain,
+            source=source,
+            database_revisions=lambda: database_revisions(self.gateway.engine),
+            state_file=self.settings.data_dir / "selfupdate-attempts.json",
+        )
         return practice_tasks(
             bulk_upload=bulk_upload,
             check_licence=self._resume_after_failed_update(check),
