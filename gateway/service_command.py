@@ -101,7 +101,9 @@ def install(
             console.print(f"{label}: {value}", markup=False, soft_wrap=True)
         return
     if not config.is_file():
-        console.print(f"{config} does not exist: write the configuration first.", markup=False)
+        console.print(
+            f"{config} does not exist: write the configuration first.", markup=False, soft_wrap=True
+        )
         raise typer.Exit(1)
     windows = _windows()
     password = typer.prompt(f"Password of {account}", hide_input=True) if account else None
