@@ -57,6 +57,12 @@ def store_handler(store: StudyStore, on_stored: InstanceListener) -> Callable[[E
     def handle(event: Event) -> int:
         temp_path = Path(event.dataset_path)
         calling = event.assoc.requestor.ae_title
+        # pynetdicom keeps its write handle open until the handler returns (its data is
+        # flushed). On Windows an open file cannot be unlinked, so close it first; pynetdicom's
+        # own close and unlink afterwards are then no-ops.
+        written = getattr(event.request, "_dataset_file", None)
+        if written is not None:
+            written.close()
         try:
             stored = _file_instance(store, temp_path, event, calling)
         except (MalformedDataset, InvalidUID) as exc:

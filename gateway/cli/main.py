@@ -14,7 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gateway.cli.console import tolerate_unencodable_output
 from gateway.cli.keys import keys_app
+from gateway.cli.windows_service import service_app
 from gateway.core.dicom_node import DicomNode
 from gateway.core.settings import CONFIG_ENV, Settings
 from gateway.service import Gateway
@@ -28,6 +30,7 @@ T = TypeVar("T")
 
 app = typer.Typer(help="pacs-gateway: fetch imaging studies from a PACS.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(service_app, name="service")
 console = Console()
 
 ConfigOption = Annotated[
@@ -44,6 +47,7 @@ ModalityOption = Annotated[list[str] | None, typer.Option("--modality", help="e.
 
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    tolerate_unencodable_output()
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
 
 

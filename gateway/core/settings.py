@@ -196,7 +196,9 @@ class Settings(BaseSettings):
     )
     upload_batch_size: int = Field(500, ge=1, le=5000, description="Patients per upload batch.")
     update_index_url: str | None = Field(
-        None, description="Package index the self-update installs from; default pip's own."
+        None,
+        description="Private package index the self-update installs from; without it or "
+        "update_find_links, self-update is refused (never pip's public index).",
     )
     update_find_links: str | None = Field(
         None, description="Directory of wheels the self-update installs from (no index)."

@@ -23,6 +23,7 @@ from dataclasses import replace
 from sqlalchemy import Engine
 
 import jobs
+from gateway.core.migration_safety import database_revisions
 from gateway.core.settings import Settings
 from gateway.fetch.request import FetchRequest
 from gateway.matching import IdRule
@@ -190,7 +191,13 @@ class PracticeSide:
                 engine, flynotes, batch_size=self.settings.upload_batch_size, stop=self._stop
             )
 
-        check = licence_check(flynotes, drain=self._drain, source=source)
+        check = licence_check(
+            flynotes,
+            drain=self._drain,
+            source=source,
+            database_revisions=lambda: database_revisions(self.gateway.engine),
+            state_file=self.settings.data_dir / "selfupdate-attempts.json",
+        )
         return practice_tasks(
             bulk_upload=bulk_upload,
             check_licence=self._resume_after_failed_update(check),

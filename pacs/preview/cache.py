@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -156,8 +157,28 @@ def _write_atomic(target: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(temp, target)
+        _replace(temp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+# Windows refuses to replace a file another thread or process holds open (a response still
+# streaming the previous preview, an antivirus scan): wait briefly, then keep that file.
+_REPLACE_RETRY_DELAYS = (0.02, 0.05, 0.1, 0.25, 0.5)
+
+
+def _replace(temp: str, target: Path) -> None:
+    for delay in (*_REPLACE_RETRY_DELAYS, None):
+        try:
+            os.replace(temp, target)
+            return
+        except PermissionError:
+            if delay is None:
+                if target.is_file() and target.stat().st_size > 0:
+                    # Another writer's complete preview of the same series: as good as ours.
+                    os.unlink(temp)
+                    return
+                raise
+            time.sleep(delay)
