@@ -101,6 +101,25 @@ class Settings(BaseSettings):
         description="Seconds a browser may reuse a preview image (Cache-Control max-age); "
         "after that it revalidates with its ETag.",
     )
+    preview_max_frame_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Largest decoded frame (rows x columns x samples x bits / 8) a preview is "
+        "drawn from; larger images get the placeholder and a log line, checked before any "
+        "pixel data is read. The default (64 MiB) fits a 5000 x 6400 16-bit mammogram.",
+    )
+    preview_max_renders: int = Field(
+        2,
+        ge=1,
+        description="Previews (and DICOMweb rendered images) decoded at once by this process; "
+        "each may take a few hundred MB at the size limit.",
+    )
+    preview_render_wait: float = Field(
+        20.0,
+        ge=0,
+        description="Seconds a preview request waits for a free render slot before it gets "
+        "the placeholder (`X-Preview-Unavailable`: busy; the next request tries again).",
+    )
     viewer_links: list[ViewerLink] = Field(
         default_factory=list,
         description="Image viewers shown on study responses, each `{name, url_template}` "
