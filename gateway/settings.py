@@ -80,7 +80,11 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the job store and index; default SQLite "
         "<data_dir>/gateway.db. A postgresql+psycopg:// URL lets several processes share it.",
     )
-    http_host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
+    http_host: str = Field(
+        "127.0.0.1",
+        description="Address the HTTP API listens on; `0.0.0.0` (all addresses) for the pages "
+        "to be reachable from clinicians' PCs (see docs/deployment.md for HTTPS).",
+    )
     http_port: int = Field(8080, description="Port of the HTTP API.")
     workers: int = Field(2, ge=0, description="Fetch job worker threads in this process.")
     lease_seconds: float = Field(
@@ -100,6 +104,11 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds a browser may reuse a preview image (Cache-Control max-age); "
         "after that it revalidates with its ETag.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text`: one timestamped line per event; `json`: one JSON object per line "
+        "(time, level, logger, message, and job fields such as job_id, kind, counts, bytes).",
     )
     preview_max_frame_bytes: int = Field(
         64 * 1024 * 1024,
