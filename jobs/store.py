@@ -109,6 +109,28 @@ class JobStore:
             found = {JobState(state): int(n) for state, n in s.execute(query)}
         return {state: found.get(state, 0) for state in JobState}
 
+    def finished_runs(
+        self, kind: str, limit: int = 10_000
+    ) -> builtins.list[tuple[str, float, dict[str, Any]]]:
+        """(state, seconds from start to finish, progress) of the newest finished jobs of
+        `kind` that ran, newest first: what duration and size histograms are built from."""
+        query = (
+            select(JobRecord.state, JobRecord.started_at, JobRecord.finished_at, JobRecord.progress)
+            .where(
+                JobRecord.kind == kind,
+                JobRecord.state.in_([state.value for state in FINISHED_STATES]),
+                JobRecord.started_at.is_not(None),
+                JobRecord.finished_at.is_not(None),
+            )
+            .order_by(JobRecord.finished_at.desc())
+            .limit(limit)
+        )
+        with self._read() as s:
+            return [
+                (state, max(0.0, (finished - started).total_seconds()), dict(progress or {}))
+                for state, started, finished, progress in s.execute(query)
+            ]
+
     def events(self, job_id: str) -> builtins.list[JobEvent]:
         """The job's history, oldest first."""
         with self._read() as s:

@@ -21,6 +21,7 @@ from gateway.api import (
     routes_health,
     routes_jobs,
     routes_links,
+    routes_metrics,
     routes_previews,
     routes_review,
     routes_studies,
@@ -69,7 +70,7 @@ def create_app(gateway: Gateway, *, keys: KeyStore | None = None) -> FastAPI:
 
     problems.install(app)
     app.add_exception_handler(ReviewError, routes_review.review_refused)
-    for module in (routes_health, routes_fetches, routes_jobs):
+    for module in (routes_health, routes_metrics, routes_fetches, routes_jobs):
         app.include_router(module.router, responses=_ERROR_RESPONSES)
     # Study responses carry the configured viewer links (see gateway.viewer_links).
     app.include_router(
