@@ -136,7 +136,12 @@ class Gateway:
             self.pool.start()
 
     def submit_fetch(
-        self, request: FetchRequest, *, idempotency: str | None = None, api_key_id: str = ""
+        self,
+        request: FetchRequest,
+        *,
+        idempotency: str | None = None,
+        api_key_id: str = "",
+        key_name: str | None = None,
     ) -> tuple[jobs.Job, bool]:
         """Queue a fetch, or return the job already doing it.
 
@@ -153,7 +158,7 @@ class Gateway:
                 return earlier, False
         params = {**request.model_dump(mode="json"), "pacs": pacs_name}
         job, created = self.jobs.submit(
-            FETCH_KIND, params, dedupe_key=request.dedupe_key(pacs_name)
+            FETCH_KIND, params, dedupe_key=request.dedupe_key(pacs_name), submitted_by=key_name
         )
         if idempotency:
             self._remember(idempotency, api_key_id, request, job.id)

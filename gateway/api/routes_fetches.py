@@ -45,7 +45,9 @@ def submit_fetch(
     ] = None,
 ) -> Response:
     try:
-        job, created = gateway.submit_fetch(body, idempotency=idempotency_key, api_key_id=key.id)
+        job, created = gateway.submit_fetch(
+            body, idempotency=idempotency_key, api_key_id=key.id, key_name=key.name
+        )
     except IdempotencyConflict:
         raise ApiProblem(
             422,
