@@ -86,6 +86,12 @@ class Settings(BaseSettings):
         "to be reachable from clinicians' PCs (see docs/deployment.md for HTTPS).",
     )
     http_port: int = Field(8080, description="Port of the HTTP API.")
+    cors_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (e.g. `https://viewer.practice.example`) whose pages may call "
+        "/dicomweb and the API from a browser, sending `Authorization: Bearer <key>`; cookies "
+        "are never accepted cross-origin. Empty: no cross-origin access.",
+    )
     workers: int = Field(2, ge=0, description="Fetch job worker threads in this process.")
     lease_seconds: float = Field(
         30.0, gt=0, description="A claimed job whose worker stops renewing is taken over after."

@@ -26,6 +26,7 @@ from gateway.api import (
     routes_review,
     routes_studies,
 )
+from gateway.api.cors import install_cors
 from gateway.api.fastpath import JobPollFastPath
 from gateway.api.middleware import BodyLimit, RequestLog
 from gateway.api.schemas import Problem
@@ -90,6 +91,7 @@ def create_app(gateway: Gateway, *, keys: KeyStore | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(JobPollFastPath, gateway=gateway)
     app.add_middleware(RequestLog)
+    install_cors(app, gateway.settings.cors_allowed_origins)  # outermost: preflights first
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
