@@ -144,6 +144,8 @@ def serve(
             access_log=False,
             log_level="info",
             log_config=None,  # uvicorn's lines go through gateway.logs like all others
+            ssl_certfile=settings.ssl_certfile,
+            ssl_keyfile=settings.ssl_keyfile,
         )
     )
     # A restart request (`restart` command, self-update) takes the same graceful shutdown

@@ -86,6 +86,12 @@ class Settings(BaseSettings):
         "to be reachable from clinicians' PCs (see docs/deployment.md for HTTPS).",
     )
     http_port: int = Field(8080, description="Port of the HTTP API.")
+    ssl_certfile: Path | None = Field(
+        None,
+        description="PEM certificate (chain) for HTTPS served by the gateway itself; with "
+        "`ssl_keyfile`. Unset: plain HTTP (put a TLS reverse proxy in front).",
+    )
+    ssl_keyfile: Path | None = Field(None, description="PEM private key for `ssl_certfile`.")
     cors_allowed_origins: list[str] = Field(
         default_factory=list,
         description="Origins (e.g. `https://viewer.practice.example`) whose pages may call "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import subprocess
 import sys
 
@@ -72,3 +73,51 @@ def test_missing_config(tmp_path):
     result = serve(tmp_path / "nowhere.toml")
     assert "does not exist" in one_sentence(result)
     assert result.returncode == 1
+
+
+def test_serves_https_with_its_own_certificate(tmp_path):
+    import httpx
+    from serve_process import ServeProcess
+
+    from gateway.settings import Settings
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    subject = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(
+        [*openssl, *subject, "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        dicom_port=free_port(),
+        dicom_bind="127.0.0.1",
+        workers=0,
+        ssl_certfile=cert,
+        ssl_keyfile=key,
+    )
+    process = ServeProcess(settings, tmp_path)
+    process._healthy = lambda: _https_healthy(process, cert)  # type: ignore[method-assign]
+    try:
+        process.start()
+        trust = ssl.create_default_context(cafile=str(cert))
+        answer = httpx.get(f"https://127.0.0.1:{process.http_port}/health", verify=trust)
+        assert answer.status_code == 200
+        with pytest.raises(httpx.HTTPError):  # plain HTTP on the TLS port gets no answer
+            httpx.get(f"http://127.0.0.1:{process.http_port}/health", timeout=5)
+    finally:
+        process.kill()
+
+
+def _https_healthy(process, cert) -> bool:
+    import httpx
+
+    if process.process is not None and process.process.poll() is not None:
+        raise RuntimeError(f"serve exited:\n{process.log_tail()}")
+    try:
+        url = f"https://127.0.0.1:{process.http_port}/health"
+        trust = ssl.create_default_context(cafile=str(cert))
+        return httpx.get(url, verify=trust, timeout=1).is_success
+    except httpx.HTTPError:
+        return False
