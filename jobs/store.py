@@ -544,6 +544,7 @@ def _log_outcome(action: Action, job: Job, error: str | None) -> None:
     if job.started_at is not None and job.finished_at is not None:
         fields["duration_s"] = round((job.finished_at - job.started_at).total_seconds(), 1)
     if action == Action.FAIL:
-        _lifecycle("failed", job, logging.WARNING, **fields, reason=error or "-")
+        # ERROR: a job that gave up is what operators want in Rollbar (no patient data here).
+        _lifecycle("failed", job, logging.ERROR, **fields, reason=error or "-")
     else:  # succeeded, needs_review, cancelled
         _lifecycle(JobState(job.state).value, job, **fields)

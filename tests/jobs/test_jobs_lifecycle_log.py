@@ -50,7 +50,7 @@ def test_outcome_lines_have_counts_bytes_and_duration(store, caplog):
     assert (done.studies, done.instances, done.bytes) == (2, 120, 5_000_000)
     assert done.duration_s >= 0 and done.levelno == logging.INFO
     failed = by_event["failed"]
-    assert failed.levelno == logging.WARNING
+    assert failed.levelno == logging.ERROR
     assert failed.reason == "The study is incomplete on the PACS."
     assert (failed.instances, failed.bytes) == (0, 0)
     assert by_event["submitted"].key_name == "-"
