@@ -6,7 +6,8 @@ Invariants:
   the same numbers and a restart loses nothing. Histograms of fetches cover the newest
   FETCH_WINDOW finished fetch jobs.
 - What only this process sees (association failures and C-ECHO round trips by PACS, from
-  `pacs.observe`) lives in process-wide metrics since start.
+  `pacs.observe`; SQS commands by type and the last complete bulk upload, from
+  `r4.observe`) lives in process-wide metrics since start.
 - Labels are PACS names, job states and kinds: never patient data.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -24,6 +25,7 @@ from gateway.models import instance
 from gateway.review import ReviewState
 from gateway.service import Gateway
 from pacs import observe
+from r4 import observe as r4_observe
 
 PREFIX = "pacs_gateway"
 FETCH_WINDOW = 10_000
@@ -45,6 +47,19 @@ ECHO_SECONDS = Histogram(
     buckets=ECHO_BUCKETS,
     registry=_live,
 )
+SQS_MESSAGES = Counter(
+    f"{PREFIX}_sqs_messages",
+    "SQS commands from Flynotes by type and outcome (done, failed, interrupted, refused).",
+    ["type", "outcome"],
+    registry=_live,
+)
+LAST_BULK_UPLOAD = Gauge(
+    f"{PREFIX}_last_bulk_upload_timestamp_seconds",
+    "Unix time of the last complete bulk upload of R4 patients to Flynotes (0: none since start).",
+    registry=_live,
+)
+r4_observe.on_command_handled(lambda kind, outcome: SQS_MESSAGES.labels(kind, outcome).inc())
+r4_observe.on_bulk_uploaded(lambda at, _patients: LAST_BULK_UPLOAD.set(at))
 observe.on_association_failed(lambda pacs: ASSOCIATION_FAILURES.labels(pacs).inc())
 observe.on_echo_answered(lambda pacs, seconds: ECHO_SECONDS.labels(pacs).observe(seconds))
 
@@ -109,6 +124,8 @@ def registry_for(gateway: Gateway) -> CollectorRegistry:
     registry.register(DatabaseCollector(gateway))
     registry.register(ASSOCIATION_FAILURES)
     registry.register(ECHO_SECONDS)
+    registry.register(SQS_MESSAGES)
+    registry.register(LAST_BULK_UPLOAD)
     return registry
 
 

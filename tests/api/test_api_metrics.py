@@ -97,3 +97,25 @@ def test_echo_latency_and_association_failures_by_pacs(gateway):
     assert delta("pacs_gateway_echo_seconds_count", "closed-pacs") == 0
     assert delta("pacs_gateway_association_failures_total", "closed-pacs") == 1
     assert delta("pacs_gateway_association_failures_total", "test-orthanc") == 0
+
+
+def test_sqs_messages_and_last_bulk_upload_come_from_the_practice_side(gateway):
+    from r4 import observe
+
+    with TestClient(create_app(gateway), raise_server_exceptions=False) as client:
+        _, key = client.app.state.keys.create("prometheus", "service")
+        headers = {"Authorization": f"Bearer {key}"}
+        before = samples(client.get("/metrics", headers=headers).text)
+        observe.command_handled("fetch-studies", "done")
+        observe.command_handled("fetch-studies", "done")
+        observe.command_handled("unknown", "refused")
+        observe.bulk_uploaded(1_700_000_000.0, 120)
+        after = samples(client.get("/metrics", headers=headers).text)
+
+    def delta(labels: tuple[tuple[str, str], ...]) -> float:
+        key = ("pacs_gateway_sqs_messages_total", labels)
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert delta((("outcome", "done"), ("type", "fetch-studies"))) == 2
+    assert delta((("outcome", "refused"), ("type", "unknown"))) == 1
+    assert after[("pacs_gateway_last_bulk_upload_timestamp_seconds", ())] == 1_700_000_000.0
