@@ -1,8 +1,8 @@
 """Liveness (no key: load balancers probe it) and readiness (a key: it reveals the setup).
 
-/ready is 503 only when this process cannot serve (database or storage failing). A PACS that
-does not answer is reported in the body ("degraded") with 200: clients must keep polling
-their jobs, which wait and retry, while the PACS is down.
+/ready is 503 only when this process cannot serve (database or storage failing). A PACS or
+the R4 database that does not answer is reported in the body ("degraded") with 200: clients
+must keep polling their jobs, which wait and retry, while the PACS is down.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from gateway.api.auth import Permission, require
 from gateway.api.deps import GatewayDep
 from gateway.api.schemas import CheckOut, Health, ReadinessOut
+from gateway.practice_health import r4_check
 
 router = APIRouter(tags=["health"])
 # What this process needs to answer at all; the PACS checks only say what jobs will meet.
@@ -40,6 +41,9 @@ async def health() -> Health:
 def ready(gateway: GatewayDep) -> JSONResponse:
     # Sync: the PACS check is a blocking C-ECHO, so this runs in the thread pool.
     readiness = gateway.readiness()
+    r4 = r4_check(gateway)
+    if r4 is not None:
+        readiness.checks["r4"] = r4
     serving = all(readiness.checks[name].ok for name in _SERVING_CHECKS)
     body = ReadinessOut(
         status="ready" if readiness.ok else "degraded" if serving else "not_ready",

@@ -112,3 +112,24 @@ def test_ready_is_503_only_when_this_process_cannot_serve(tmp_path):
     body = answer.json()
     assert body["status"] == "not_ready"
     assert not body["checks"]["storage"]["ok"] and body["checks"]["database"]["ok"]
+
+
+def test_r4_outage_is_reported_in_the_body_not_as_503(tmp_path):
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        dicom_port=free_port(),
+        dicom_bind="127.0.0.1",
+        workers=0,
+        # Nothing listens there: the connection is refused at once.
+        r4_database_url=f"postgresql+psycopg://r4:secret@127.0.0.1:{free_port()}/sys2000",
+    )
+    gateway = Gateway(settings)
+    with TestClient(create_app(gateway), raise_server_exceptions=False) as client:
+        _, key = client.app.state.keys.create("probe", "service")
+        answer = client.get("/ready", headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "degraded"
+    r4 = body["checks"]["r4"]
+    assert not r4["ok"] and r4["detail"].startswith("the R4 database does not answer")
+    assert "secret" not in answer.text
