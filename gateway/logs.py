@@ -43,6 +43,7 @@ JOB_FIELDS = (
     "duration_s",
 )
 _NOISY = "pynetdicom"
+_REPEATING = ("gateway.api.previews", "gateway.dicomweb")
 _HANDLER_MARK = "_pacs_gateway_handler"
 
 
@@ -77,6 +78,13 @@ def configure(
     setattr(noisy_handler, _HANDLER_MARK, True)
     noisy.addHandler(noisy_handler)
     noisy.propagate = False  # keeps pynetdicom's lines out of Rollbar's root handler
+    # Refused previews are not cached (the limit may change), so a page that keeps asking
+    # for a hostile series would log each time: the same line at most `burst` times a window.
+    for name in _REPEATING:
+        repeating = logging.getLogger(name)
+        for old_filter in [f for f in repeating.filters if isinstance(f, RateLimit)]:
+            repeating.removeFilter(old_filter)
+        repeating.addFilter(RateLimit(burst, window, by_message=True))
     # One line per association and per image at INFO: too much for an operator's log.
     noisy.setLevel(logging.WARNING)
     # httpx logs full request URLs at INFO, and URLs can carry patient ids.
@@ -124,9 +132,16 @@ class RateLimit(logging.Filter):
     """
 
     def __init__(
-        self, burst: int = 5, window: float = 60.0, clock: Callable[[], float] = time.monotonic
+        self,
+        burst: int = 5,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        by_message: bool = False,
     ) -> None:
         super().__init__()
+        # By template (pynetdicom: addresses and ids vary) or by the whole line.
+        self.by_message = by_message
         self.burst = burst
         self.window = window
         self._clock = clock
@@ -135,7 +150,7 @@ class RateLimit(logging.Filter):
         self._seen: dict[str, tuple[float, int, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = f"{record.name}:{record.msg}"
+        key = f"{record.name}:{record.getMessage() if self.by_message else record.msg}"
         now = self._clock()
         with self._lock:
             start, passed, dropped = self._seen.get(key, (now, 0, 0))

@@ -240,7 +240,8 @@ class ReadinessOut(BaseModel):
         "(200: jobs wait and retry); 'not_ready' when the database or storage failed (503)."
     )
     checks: dict[str, CheckOut] = Field(
-        description="Each check by name: database, storage, pacs:<name>."
+        description="Each check by name: database, storage, pacs:<name>, and r4 when an R4 "
+        "database is configured."
     )
 
 

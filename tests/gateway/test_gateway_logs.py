@@ -90,3 +90,17 @@ def test_rate_limit_says_how_many_lines_it_left_out():
     late = record("Aborted %s")
     assert limit.filter(late)
     assert late.getMessage() == "Aborted x (8 similar lines left out before this one)"
+
+
+def test_repeated_preview_refusals_are_limited_per_line(stream):
+    logs.configure("text", stream=stream, burst=2)
+    log = logging.getLogger("gateway.api.previews")
+    try:
+        for _ in range(10):
+            log.warning("No preview for a series: %s", "the image is too large")
+            log.warning("No preview for a series: %s", "BitsAllocated 0 is not valid")
+    finally:
+        for limit in [f for f in log.filters if isinstance(f, logs.RateLimit)]:
+            log.removeFilter(limit)
+    assert stream.getvalue().count("too large") == 2
+    assert stream.getvalue().count("BitsAllocated 0") == 2
