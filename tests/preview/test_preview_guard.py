@@ -7,7 +7,6 @@ allocates in Python and numpy, the part that grows with the image.
 from __future__ import annotations
 
 import threading
-import time
 import tracemalloc
 
 import numpy as np
@@ -54,15 +53,12 @@ def refused(path, error=PreviewUnavailable) -> tuple[PreviewUnavailable, int]:
 
 
 def test_size_bomb_is_refused_from_its_header_without_decoding(hostile):
-    started = time.perf_counter()
     error, peak = refused(hostile[SIZE_BOMB], PreviewRefused)
-    elapsed = time.perf_counter() - started
     reason = error.reason
     assert "too large to preview" in reason
     assert "16000 x 16000" in reason and "preview_max_frame_bytes" in reason
-    # Before the guard this render took 4.9 s and 1.7 GB.
+    # Before the guard this render took 4.9 s and 1.7 GB (the decode itself is 488 MiB).
     assert peak < 16 * MIB
-    assert elapsed < 2
 
 
 @pytest.mark.parametrize(
