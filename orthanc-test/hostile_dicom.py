@@ -3,7 +3,8 @@
 Every file is a valid Part 10 file whose elements have consistent lengths (a PACS stores it,
 a Storage SCP accepts it), but whose image attributes lie: a size bomb that decodes to
 gigabytes from a few MB of RLE, frames or rows the pixel data cannot hold, BitsAllocated 0, a
-negative NumberOfFrames, RLE segments cut short. One invented patient, one study, one series
+negative NumberOfFrames, RLE segments cut short, JPEG and JPEG 2000 codestreams that declare
+far more pixels than the header around them. One invented patient, one study, one series
 per case, so each case has its own preview.
 
     cases = hostile_files(folder)    # {case name: path}
@@ -12,14 +13,18 @@ per case, so each case has its own preview.
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
     ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
     RLELossless,
     SecondaryCaptureImageStorage,
 )
@@ -47,6 +52,8 @@ def hostile_files(folder: Path, *, study_uid: str = STUDY_UID) -> dict[str, Path
         "huge NumberOfFrames (RLE)": _rle_zeros(64, 64, bits=16, NumberOfFrames=2**31 - 1),
         "SamplesPerPixel 9": _native(64, 64, SamplesPerPixel=9),
         "truncated RLE segments": _rle_truncated(512, 512),
+        "JPEG 2000 codestream larger than its header": _j2k_lying(64, 64, claimed=12000),
+        "JPEG codestream larger than its header": _jpeg_lying(64, 64, claimed=60000),
     }
     paths = {}
     for number, (name, ds) in enumerate(cases.items(), start=1):
@@ -133,6 +140,34 @@ def _rle_truncated(rows: int, columns: int) -> Dataset:
     ds.PixelData = encapsulate([header.ljust(64, b"\x00") + segment])
     ds["PixelData"].VR = "OB"
     ds.file_meta = _meta(RLELossless)
+    return ds
+
+
+def _j2k_lying(rows: int, columns: int, *, claimed: int) -> Dataset:
+    """A JPEG 2000 frame whose SIZ marker says `claimed` x `claimed`: decoders trust it."""
+    from openjpeg import encode
+
+    ds = _base(rows, columns, 8)
+    stream = bytearray(encode(np.zeros((rows, columns), np.uint8), photometric_interpretation=2))
+    at = stream.find(b"\xff\x4f\xff\x51")
+    stream[at + 8 : at + 16] = struct.pack(">II", claimed, claimed)  # Xsiz, Ysiz
+    ds.PixelData = encapsulate([bytes(stream)])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta = _meta(JPEG2000Lossless)
+    return ds
+
+
+def _jpeg_lying(rows: int, columns: int, *, claimed: int) -> Dataset:
+    """A baseline JPEG frame whose SOF0 says `claimed` x `claimed`."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((rows, columns), np.uint8)).save(buffer, "JPEG")
+    stream = bytearray(buffer.getvalue())
+    at = stream.find(b"\xff\xc0")
+    stream[at + 5 : at + 9] = struct.pack(">HH", claimed, claimed)  # height, width
+    ds = _base(rows, columns, 8)
+    ds.PixelData = encapsulate([bytes(stream)])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta = _meta(JPEGBaseline8Bit)
     return ds
 
 

@@ -30,6 +30,7 @@ from pacs.preview.errors import PreviewUnavailable
 from pacs.preview.guard import (
     DEFAULT_MAX_FRAME_BYTES,
     DeclaredImage,
+    check_codestream,
     check_declared,
     reduce_to,
 )
@@ -81,6 +82,8 @@ def read_display_pixels(
         declared = check_declared(header, os.fstat(f.fileno()).st_size, max_frame_bytes)
         frames = declared.frames if declared else 1
         index = (frames - 1) // 2
+        if declared:
+            check_codestream(f, header, declared, index)
         stored = _decode_frame(f, index if frames > 1 else None)
     if declared:
         _require_declared_shape(stored, declared)

@@ -2,7 +2,8 @@
 
 Invariants:
 - Nothing is decoded before the header's declared sizes (rows x columns x samples x bits
-  per frame, and frames x that against the file's size) have been checked: a file declaring
+  per frame, and frames x that against the file's size) and, for JPEG-family frames, the
+  codestream's own size have been checked: a file declaring
   more than `max_frame_bytes` per frame, or attributes no real image has (BitsAllocated 0,
   a negative NumberOfFrames), is refused with PreviewRefused, whose reason names sizes and
   attributes, never the patient.
@@ -15,13 +16,23 @@ Invariants:
 from __future__ import annotations
 
 import contextlib
+import os
+import struct
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 from pydicom.dataset import Dataset
-from pydicom.uid import UID
+from pydicom.encaps import get_frame
+from pydicom.pixels.utils import _get_jpg_parameters
+from pydicom.uid import (
+    UID,
+    JPEG2000TransferSyntaxes,
+    JPEGLSTransferSyntaxes,
+    JPEGTransferSyntaxes,
+)
 
 from pacs.preview.errors import PreviewUnavailable
 
@@ -34,6 +45,11 @@ DEFAULT_WAIT_SECONDS = 20.0
 _VALID_BITS_ALLOCATED = (1, 8, 16, 32, 64)
 _VALID_SAMPLES = (1, 3, 4)  # 4: the retired ARGB/CMYK, which pydicom still decodes
 _REQUIRED = ("Rows", "Columns", "BitsAllocated")
+# Decoders of these allocate by the codestream's own header, not the dataset's.
+_CODESTREAM_SYNTAXES = frozenset(
+    [*JPEGTransferSyntaxes, *JPEGLSTransferSyntaxes, *JPEG2000TransferSyntaxes]
+)
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
 # Every encapsulated frame takes at least one 8-byte item header in the file.
 _MIN_ENCAPSULATED_FRAME_BYTES = 8
 
@@ -98,6 +114,51 @@ def check_declared(header: Dataset, file_size: int, max_frame_bytes: int) -> Dec
     elif frames * _MIN_ENCAPSULATED_FRAME_BYTES > file_size:
         raise PreviewUnavailable("NumberOfFrames is larger than the pixel data can hold")
     return image
+
+
+def check_codestream(f: BinaryIO, header: Dataset, declared: DeclaredImage, index: int) -> None:
+    """For JPEG, JPEG-LS and JPEG 2000 frames: the codestream's own size must be the declared
+    one. Their decoders allocate what the codestream says, so a 64 x 64 header around a
+    12000 x 12000 codestream would otherwise cost its full decode before being found out.
+
+    `f` is positioned at the PixelData element (after a stop_before_pixels read) and is put
+    back there. Only the one compressed frame is read.
+    """
+    syntax = UID(header.file_meta.get("TransferSyntaxUID") or "")
+    if syntax not in _CODESTREAM_SYNTAXES:
+        return
+    start = f.tell()
+    try:
+        if f.read(4) != _PIXEL_DATA_TAG:
+            return  # not at the pixel data (e.g. FloatPixelData): the decoder decides
+        f.seek(8, os.SEEK_CUR)  # VR, reserved, undefined length: always explicit VR here
+        try:
+            frame = get_frame(f, index, number_of_frames=declared.frames)
+        except Exception as exc:  # a broken item structure
+            raise PreviewUnavailable("the pixel data is truncated or corrupt") from exc
+    finally:
+        f.seek(start)
+    size = codestream_size(frame)
+    if size is not None and size != (declared.rows, declared.columns):
+        raise PreviewUnavailable(
+            f"the compressed image is {size[1]} x {size[0]} pixels, not the {declared.columns} "
+            f"x {declared.rows} its header declares"
+        )
+
+
+def codestream_size(frame: bytes) -> tuple[int, int] | None:
+    """(rows, columns) a JPEG, JPEG-LS or JPEG 2000 codestream declares; None if not found."""
+    if frame[:2] == b"\xff\xd8":
+        info = _get_jpg_parameters(frame)
+        if "height" in info and "width" in info:
+            return int(info["height"]), int(info["width"])
+        return None
+    # JPEG 2000: SOC then SIZ (possibly inside a JP2 box): Lsiz, Rsiz, Xsiz, Ysiz, XOsiz, YOsiz.
+    at = frame.find(b"\xff\x4f\xff\x51", 0, 4096)
+    if at < 0 or len(frame) < at + 24:
+        return None
+    xsiz, ysiz, xosiz, yosiz = struct.unpack(">IIII", frame[at + 8 : at + 24])
+    return ysiz - yosiz, xsiz - xosiz
 
 
 def reduce_to(pixels: np.ndarray, bound: int | None) -> np.ndarray:

@@ -73,6 +73,8 @@ def test_size_bomb_is_refused_from_its_header_without_decoding(hostile):
         "huge NumberOfFrames (RLE)",
         "SamplesPerPixel 9",
         "truncated RLE segments",
+        "JPEG 2000 codestream larger than its header",
+        "JPEG codestream larger than its header",
     ],
 )
 def test_inconsistent_headers_get_a_reason_not_a_crash(hostile, case):
@@ -93,6 +95,12 @@ def test_specific_reasons_name_the_attribute(hostile):
     assert "NumberOfFrames -5" in reason("negative NumberOfFrames")
     assert "shorter than" in reason("rows x columns beyond the pixel data")
     assert "truncated or corrupt" in reason("truncated RLE segments")
+    # Before this check the decoder allocated ~700 MB for a 12000 x 12000 J2K codestream.
+    j2k = reason("JPEG 2000 codestream larger than its header")
+    assert (
+        j2k == "the compressed image is 12000 x 12000 pixels, not the 64 x 64 its header declares"
+    )
+    assert "60000 x 60000" in reason("JPEG codestream larger than its header")
 
 
 def test_large_allowed_image_is_drawn_in_bounded_memory(hostile):
