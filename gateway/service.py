@@ -155,12 +155,19 @@ class Gateway:
             self.pool.start()
 
     def submit_fetch(
-        self, request: FetchRequest, *, idempotency: str | None = None, api_key_id: str = ""
+        self,
+        request: FetchRequest,
+        *,
+        idempotency: str | None = None,
+        api_key_id: str = "",
+        key_name: str | None = None,
     ) -> tuple[jobs.Job, bool]:
         """Queue a fetch, or return the job already doing it (see gateway.fetch.submit).
 
         Raises UnknownPacs, IdempotencyConflict, PatientNotResolvable (all FetchRefused)."""
-        return self.submitter.submit(request, idempotency=idempotency, api_key_id=api_key_id)
+        return self.submitter.submit(
+            request, idempotency=idempotency, api_key_id=api_key_id, key_name=key_name
+        )
 
     def resolve_review(self, item_id: int, r4_patient_id: int, actor: str) -> ReviewItem:
         """Staff decided whose study this is: remember the link and close the item, and the

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from r4 import observe
 from r4.flynotes import FlynotesClient
 from r4.patients import get_patient, iter_patient_batches
 
@@ -69,6 +70,7 @@ def bulk_upload_patients(
         summary.duplicate_batches,
         summary.seconds,
     )
+    observe.bulk_uploaded(time.time(), summary.patients)
     return summary
 
 

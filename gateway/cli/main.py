@@ -145,15 +145,18 @@ def serve(
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.cli import startup
+    from gateway.core import logs
 
-    settings = _settings(config)
+    try:  # one sentence on stderr for every start-up failure (gateway/cli/startup.py)
+        settings = startup.load_settings(config)
+        logs.configure(settings.log_format)
+        http_socket = startup.bind_http(settings.http_host, settings.http_port)
+        startup.check_dicom_port(settings.dicom_bind, settings.dicom_port)
+    except startup.StartupFailure as failure:
+        startup.fail(failure)
     if workers is not None:
         settings.workers = workers
-    logging.getLogger().setLevel(logging.INFO)
-    # One line per association and per image at INFO: too much for an operator's log.
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
-    # httpx logs full request URLs at INFO, and URLs can carry patient ids.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     gateway = _or_exit(lambda: Gateway(settings))
     # uvicorn turns SIGTERM/SIGINT into the app's shutdown, where the gateway finishes or
     # releases the jobs it holds. Its access log would write raw paths (patient ids): off.
@@ -164,12 +167,15 @@ def serve(
             port=settings.http_port,
             access_log=False,
             log_level="info",
+            log_config=None,  # uvicorn's lines go through gateway.core.logs like all others
+            ssl_certfile=settings.ssl_certfile,
+            ssl_keyfile=settings.ssl_keyfile,
         )
     )
     # A restart request (`restart` command, self-update) takes the same graceful shutdown
     # path as SIGTERM, without a signal: uvicorn would re-raise it and hide our exit code.
     gateway.practice.exit_through(lambda: setattr(server, "should_exit", True))
-    server.run()
+    server.run(sockets=[http_socket])
     if gateway.practice.exit_code is not None:
         # 75 (EX_TEMPFAIL): the service manager must start us again (docs/deployment.md).
         raise typer.Exit(gateway.practice.exit_code)

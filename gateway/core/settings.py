@@ -110,8 +110,24 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the job store and index; default SQLite "
         "<data_dir>/gateway.db. A postgresql+psycopg:// URL lets several processes share it.",
     )
-    http_host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
+    http_host: str = Field(
+        "127.0.0.1",
+        description="Address the HTTP API listens on; `0.0.0.0` (all addresses) for the pages "
+        "to be reachable from clinicians' PCs (see docs/deployment.md for HTTPS).",
+    )
     http_port: int = Field(8080, description="Port of the HTTP API.")
+    ssl_certfile: Path | None = Field(
+        None,
+        description="PEM certificate (chain) for HTTPS served by the gateway itself; with "
+        "`ssl_keyfile`. Unset: plain HTTP (put a TLS reverse proxy in front).",
+    )
+    ssl_keyfile: Path | None = Field(None, description="PEM private key for `ssl_certfile`.")
+    cors_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (e.g. `https://viewer.practice.example`) whose pages may call "
+        "/dicomweb and the API from a browser, sending `Authorization: Bearer <key>`; cookies "
+        "are never accepted cross-origin. Empty: no cross-origin access.",
+    )
     workers: int = Field(2, ge=0, description="Fetch job worker threads in this process.")
     lease_seconds: float = Field(
         30.0, gt=0, description="A claimed job whose worker stops renewing is taken over after."
@@ -130,6 +146,30 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds a browser may reuse a preview image (Cache-Control max-age); "
         "after that it revalidates with its ETag.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text`: one timestamped line per event; `json`: one JSON object per line "
+        "(time, level, logger, message, and job fields such as job_id, kind, counts, bytes).",
+    )
+    preview_max_frame_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Largest decoded frame (rows x columns x samples x bits / 8) a preview is "
+        "drawn from; larger images get the placeholder and a log line, checked before any "
+        "pixel data is read. The default (64 MiB) fits a 5000 x 6400 16-bit mammogram.",
+    )
+    preview_max_renders: int = Field(
+        2,
+        ge=1,
+        description="Previews (and DICOMweb rendered images) decoded at once by this process; "
+        "each may take a few hundred MB at the size limit.",
+    )
+    preview_render_wait: float = Field(
+        20.0,
+        ge=0,
+        description="Seconds a preview request waits for a free render slot before it gets "
+        "the placeholder (`X-Preview-Unavailable`: busy; the next request tries again).",
     )
     viewer_links: list[ViewerLink] = Field(
         default_factory=list,

@@ -23,7 +23,9 @@ from weakref import WeakValueDictionary
 from PIL import Image
 
 from pacs.preview.errors import PreviewUnavailable
+from pacs.preview.guard import PreviewRefused, RenderGuard
 from pacs.preview.render import (
+    DEFAULT_GUARD,
     PREVIEW_SIZE,
     THUMBNAIL_SIZE,
     encode_image,
@@ -48,8 +50,11 @@ class PreviewCache:
         *,
         preview_size: int = PREVIEW_SIZE,
         thumbnail_size: int = THUMBNAIL_SIZE,
+        guard: RenderGuard | None = None,
     ) -> None:
         self.root = Path(root)
+        # Shared with every other path that decodes pixels, so its slots bound them all.
+        self.guard = guard or DEFAULT_GUARD
         # Largest first: each smaller kind is shrunk from the one before, not from full size.
         self._sizes: dict[str, int] = dict(
             sorted(
@@ -133,7 +138,11 @@ class PreviewCache:
         else:
             path = pick_representative(source)
         try:
-            image: Image.Image = render_image(path)
+            image: Image.Image = render_image(
+                path, max_size=max(self._sizes.values()), guard=self.guard
+            )
+        except PreviewRefused:
+            raise  # depends on settings and load, not on the series: not remembered
         except PreviewUnavailable as exc:
             _write_atomic(series_dir / _UNAVAILABLE, exc.reason.encode("utf-8"))
             raise

@@ -64,7 +64,9 @@ def wheels(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("selfupdate")
     old = _project_copy(base / "old", "1.0")
     new = _project_copy(base / "new", "1.1.0")
-    (new / "gateway" / "core" / "migrations" / "versions" / "0003_later.py").write_text(DUMMY_REVISION)
+    (new / "gateway" / "core" / "migrations" / "versions" / "0003_later.py").write_text(
+        DUMMY_REVISION
+    )
     out = base / "wheels"
     for project in (old, new):
         built = subprocess.run(
@@ -90,7 +92,8 @@ def _migrate_with(target: Path, url: str) -> subprocess.CompletedProcess[str]:
         [
             sys.executable,
             "-c",
-            "import sys, gateway.core.database as d; print(d.__file__); d.open_database(sys.argv[1])",
+            "import sys, gateway.core.database as d; "
+            "print(d.__file__); d.open_database(sys.argv[1])",
             url,
         ],
         env=env,

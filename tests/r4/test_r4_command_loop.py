@@ -308,3 +308,19 @@ def test_bulk_upload_interrupted_by_stop_is_redelivered_not_reported(h, rollbar_
     assert h.flynotes.state.patients == {}
     assert rollbar_recorder.items == []
     assert h.queues.count(h.queues.url) == 1  # back for redelivery
+
+
+def test_observers_hear_each_command_and_the_finished_bulk_upload(h):
+    from r4 import observe
+
+    handled: list[tuple[str, str]] = []
+    uploads: list[int] = []
+    observe.on_command_handled(lambda kind, outcome: handled.append((kind, outcome)))
+    observe.on_bulk_uploaded(lambda _at, patients: uploads.append(patients))
+    with h.running():
+        h.queues.send({"type": "bulk-upload-patients"})
+        h.queues.send({"type": "no-such-type"})
+        assert wait_until(lambda: ("bulk-upload-patients", "done") in handled)
+        assert wait_until(lambda: ("unknown", "refused") in handled)
+    # "All patients", as the seed says: archived ones too (they may walk in again).
+    assert uploads == [h.summary.patients - h.summary.without_id]
