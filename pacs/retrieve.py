@@ -11,11 +11,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     JPEG2000,
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -40,13 +42,16 @@ from pacs.errors import (
     PacsError,
     RetrieveCancelled,
     RetrieveIncomplete,
+    SubOperationsFailed,
     dimse_failure,
     move_destination_unknown,
+    status_meaning,
 )
 from pacs.models import Instance, LocalNode, Peer
 from pacs.query import find_instances
 from pacs.receive import discard_partial, receive_into, store_handler
 from pacs.scp import StorageSCP
+from pacs.storage_classes import BROAD, class_name, implied_by
 from pacs.store import StoredInstance, StudyStore
 
 STATUS_PENDING = (0xFF00, 0xFF01)
@@ -88,6 +93,38 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+# One sentence for the job's events: a retrieve changed course (assumed contexts, fallbacks).
+NoticeCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One way of asking: C-MOVE, or C-GET offering these classes in these syntaxes."""
+
+    method: Literal["move", "get"]
+    classes: tuple[str, ...] = ()
+    syntaxes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.method == "move":
+            return "C-MOVE"
+        if len(self.syntaxes) == 1:
+            return f"C-GET offering {UID(self.syntaxes[0]).name} only"
+        return "C-GET offering every common transfer syntax"
+
+
+@dataclass
+class _Outcome:
+    """How one request ended: `failed` sub-operations the PACS itself reported."""
+
+    failed: int = 0
+    status: int = 0
+    comment: str = ""
+
+    def add(self, other: _Outcome) -> None:
+        self.failed += other.failed
+        if other.status:
+            self.status, self.comment = other.status, other.comment
 
 
 @dataclass(frozen=True)
@@ -99,6 +136,8 @@ class FetchResult:
     bytes_received: int
     requests: int
     instances: tuple[Instance, ...] = ()
+    # What the retrieve had to decide on its own (also passed to `notice` as it happens).
+    notices: tuple[str, ...] = field(default=())
 
 
 class Retriever:
@@ -120,6 +159,7 @@ class Retriever:
         cancelled: Callable[[], bool] | None = None,
         max_requests: int = 3,
         expected: int | None = None,
+        notice: NoticeCallback | None = None,
     ) -> FetchResult:
         """Make every instance the PACS lists for the study present in the store.
 
@@ -127,28 +167,72 @@ class Retriever:
         second association (measured: the two overlap well for C-MOVE; for C-GET they compete
         for the same process and the listing goes first). `expected`, the count the
         STUDY-level answer announced, is the progress total until the list is read.
-        Raises `RetrieveIncomplete` (transient) if instances are still missing after
-        `max_requests` retrieves; other `PacsError`s as the PACS or network dictate.
+
+        When the PACS itself reports failed sub-operations, asking the same way again would
+        fail the same way: the next request changes course instead (C-GET offering one
+        transfer syntax at a time, since some PACS send every image of a class in the
+        first syntax accepted for it; then C-MOVE for "auto"), each change told to `notice`.
+        Raises `SubOperationsFailed` (not transient) when no way is left,
+        `RetrieveIncomplete` (transient) if instances are still missing after `max_requests`
+        plain repeats; other `PacsError`s as the PACS or network dictate.
         """
+        notices: list[str] = []
+
+        def note(message: str) -> None:
+            notices.append(message)
+            if notice is not None:
+                notice(message)
+
         tally = _Tally(study_uid, expected, progress)
-        requests = 0
+        requests = repeats = 0
+        outcome: _Outcome | None = None
         fresh = not self.store.study_dir(study_uid).exists()
         if fresh and peer.retrieve_method == "move":
             with ThreadPoolExecutor(1, thread_name_prefix="instance-list") as lister:
                 listing = lister.submit(find_instances, peer, self.local.ae_title, study_uid)
-                self._move(peer, _identifier("STUDY", study_uid), tally, cancelled)
-                requests = 1
+                outcome = self._move(peer, _identifier("STUDY", study_uid), tally, cancelled)
                 instances = listing.result()
         else:
             instances = find_instances(peer, self.local.ae_title, study_uid)
         already = tally.expect(instances, self.store)
-        classes = sorted({i.sop_class_uid for i in instances})
-        while tally.missing and requests < max_requests:
+        attempts = self._attempts(peer, instances, note)
+        attempt = next(attempts)
+        tried: list[_Attempt] = []
+        last = _Outcome()
+        while True:
+            if outcome is not None:
+                requests += 1
+                tried.append(attempt)
+                if outcome.status:
+                    last = outcome
+                if not tally.missing:
+                    break
+                if outcome.failed:
+                    following = next(attempts, None)
+                    if following is None:
+                        raise self._refused(peer, instances, tally, tried, last)
+                    if following.method != attempt.method or len(attempt.syntaxes) != 1:
+                        note(
+                            f"The PACS {peer.label} could not send {len(tally.missing)} images "
+                            f"by {attempt.describe()}; trying {following.describe()}"
+                            + (
+                                " and the other syntaxes one at a time."
+                                if following.method == "get"
+                                else "."
+                            )
+                        )
+                    attempt, outcome = following, None
+                    continue
+                repeats += 1
+                if repeats >= max_requests:
+                    break
+            if not tally.missing:
+                break
             if cancelled is not None and cancelled():
                 raise RetrieveCancelled(f"The retrieve from {peer.label} was cancelled.")
+            outcome = _Outcome()
             for identifier in _identifiers(study_uid, instances, tally.missing):
-                self._retrieve(peer, identifier, tally, cancelled, classes)
-            requests += 1
+                outcome.add(self._retrieve(peer, identifier, tally, cancelled, attempt))
         if tally.missing:
             missing = len(tally.missing)
             raise RetrieveIncomplete(
@@ -165,6 +249,69 @@ class Retriever:
             bytes_received=tally.bytes_received,
             requests=requests,
             instances=tuple(instances),
+            notices=tuple(notices),
+        )
+
+    def _attempts(
+        self, peer: Peer, instances: Sequence[Instance], note: NoticeCallback
+    ) -> Iterator[_Attempt]:
+        """The ways to ask, in order; the next one is used only when the PACS refused."""
+        if peer.retrieve_method in ("get", "auto"):
+            classes, assumed = _get_classes(instances, note)
+            yield _Attempt("get", classes, GET_TRANSFER_SYNTAXES)
+            # One syntax per round: a PACS that sends every image of a class in the first
+            # syntax accepted for it (dcmqrscp) gets one chance per syntax. With classes
+            # only assumed, the rounds also offer the broad set (one context per class).
+            # Uncompressed syntaxes such a PACS converts between itself: Explicit VR is
+            # worth a round only for the classes added, Implicit VR comes last.
+            wider = tuple(dict.fromkeys((*classes, *BROAD))) if assumed else classes
+            rounds = [ts for ts in GET_TRANSFER_SYNTAXES if ts != ImplicitVRLittleEndian]
+            for syntax in [*rounds[0 if assumed else 1 :], ImplicitVRLittleEndian]:
+                yield _Attempt("get", wider[: MAX_CONTEXTS - 1], (syntax,))
+        if peer.retrieve_method == "move" or (
+            peer.retrieve_method == "auto" and self.scp is not None
+        ):
+            yield _Attempt("move")
+
+    def _refused(
+        self,
+        peer: Peer,
+        instances: Sequence[Instance],
+        tally: _Tally,
+        tried: Sequence[_Attempt],
+        last: _Outcome,
+    ) -> SubOperationsFailed:
+        missing = tally.missing or set()
+        kinds = sorted(
+            {
+                class_name(i.sop_class_uid) if i.sop_class_uid else f"modality {i.modality or '?'}"
+                for i in instances
+                if i.sop_instance_uid in missing
+            }
+        )
+        methods = " or ".join(sorted({f"C-{a.method.upper()}" for a in tried}))
+        syntaxes = [UID(ts).name for ts in dict.fromkeys(t for a in tried for t in a.syntaxes)]
+        offered = f" offering {', '.join(syntaxes)}" if syntaxes else ""
+        status = ""
+        if last.status:
+            meaning = status_meaning(
+                "C-MOVE" if tried[-1].method == "move" else "C-GET", last.status
+            )
+            status = f", last status 0x{last.status:04X} {meaning}"
+            if last.comment:
+                status += f" ({last.comment})"
+        hint = (
+            " Ask the PACS administrator to let it send these images as stored "
+            "(the transfer syntax it holds them in) or to convert them"
+        )
+        if peer.retrieve_method != "auto":
+            hint += ', or set this PACS\'s retrieve_method to "auto" to try C-GET and C-MOVE'
+        return SubOperationsFailed(
+            f"The PACS {peer.label} did not send {len(missing)} of {len(instances)} images "
+            f"({'; '.join(kinds)}) by {methods}"
+            f"{offered}{status}.{hint}; retrying unchanged will not help.",
+            missing=len(missing),
+            expected=len(instances),
         )
 
     def _retrieve(
@@ -173,16 +320,15 @@ class Retriever:
         identifier: Dataset,
         tally: _Tally,
         cancelled: Callable[[], bool] | None,
-        sop_classes: Sequence[str],
-    ) -> None:
-        if peer.retrieve_method == "get":
-            self._get(peer, identifier, tally, cancelled, sop_classes)
-        else:
-            self._move(peer, identifier, tally, cancelled)
+        attempt: _Attempt,
+    ) -> _Outcome:
+        if attempt.method == "get":
+            return self._get(peer, identifier, tally, cancelled, attempt)
+        return self._move(peer, identifier, tally, cancelled)
 
     def _move(
         self, peer: Peer, identifier: Dataset, tally: _Tally, cancelled: Callable[[], bool] | None
-    ) -> None:
+    ) -> _Outcome:
         if self.scp is None:
             raise PacsError("C-MOVE needs the gateway's Storage SCP running to receive images.")
         with open_association(
@@ -202,7 +348,7 @@ class Retriever:
                     with watchdog:
                         responses = assoc.send_c_move(identifier, self.local.ae_title, MoveModel)
                         final = _follow(responses, tally, watchdog)
-                    _check_final(
+                    outcome = _check_final(
                         "C-MOVE",
                         final,
                         peer,
@@ -213,6 +359,7 @@ class Retriever:
                     tally.wait_settled(self.settle_seconds)
             finally:
                 self.scp.remove_listener(listener)
+        return outcome
 
     def _get(
         self,
@@ -220,10 +367,10 @@ class Retriever:
         identifier: Dataset,
         tally: _Tally,
         cancelled: Callable[[], bool] | None,
-        sop_classes: Sequence[str],
-    ) -> None:
+        attempt: _Attempt,
+    ) -> _Outcome:
         receive_into(self.store)
-        classes = sorted({c for c in sop_classes if c})
+        classes = list(attempt.classes)
         watchdog_box: list[_Watchdog] = []
 
         def landed(stored: StoredInstance) -> None:
@@ -237,7 +384,7 @@ class Retriever:
         with open_association(
             peer,
             self.local.ae_title,
-            _get_contexts(classes),
+            _get_contexts(classes, attempt.syntaxes),
             ext_neg=[build_role(uid, scp_role=True) for uid in classes],
             evt_handlers=handlers,
             maximum_pdu_size=self.local.maximum_pdu_size,
@@ -246,7 +393,7 @@ class Retriever:
             watchdog_box.append(watchdog)
             with watchdog:
                 final = _follow(assoc.send_c_get(identifier, GetModel), tally, watchdog)
-            _check_final(
+            return _check_final(
                 "C-GET", final, peer, self.local.ae_title, watchdog, tally.any_sub_operations
             )
 
@@ -410,7 +557,8 @@ def _check_final(
     our_aet: str,
     watchdog: _Watchdog,
     sub_operations_ran: bool,
-) -> None:
+) -> _Outcome:
+    """The outcome of a final status; raises for failures that are not about images."""
     if watchdog.reason == "cancelled":
         raise RetrieveCancelled(f"The retrieve from {peer.label} was cancelled.")
     if watchdog.reason == "idle":
@@ -422,10 +570,14 @@ def _check_final(
         raise AssociationAborted(f"The PACS {peer.label} broke off the {operation}.")
     code = int(final.Status)
     comment = str(final.get("ErrorComment", "") or "")
-    # A partial result is not success, but the missing instances are re-requested by the
-    # caller, so it is not an error here.
-    if code in (0x0000, STATUS_PARTIAL):
-        return
+    failed = _int_or_none(final.get("NumberOfFailedSuboperations")) or 0
+    if code == 0x0000:
+        return _Outcome(failed, code, comment)
+    # The PACS tried and some images failed (0xB000), or all did (dcmqrscp answers 0xA702
+    # when it has no context for a class or cannot convert a file): the caller changes
+    # course for what is missing; it is not an error of the association.
+    if code == STATUS_PARTIAL or failed:
+        return _Outcome(max(failed, 1), code, comment)
     if code == STATUS_MOVE_DESTINATION_UNKNOWN or _names_unknown_destination(comment):
         raise move_destination_unknown(peer.label, our_aet, code)
     error = dimse_failure(operation, code, peer.label, comment)
@@ -489,17 +641,45 @@ def _identifier(
     return ds
 
 
-def _get_contexts(sop_classes: Sequence[str]) -> list[PresentationContext]:
+def _get_classes(
+    instances: Sequence[Instance], note: NoticeCallback
+) -> tuple[tuple[str, ...], bool]:
+    """The storage classes to propose, and whether any were assumed rather than listed."""
+    listed = {i.sop_class_uid for i in instances if i.sop_class_uid}
+    unlisted = [i for i in instances if not i.sop_class_uid]
+    if not unlisted:
+        return tuple(sorted(listed)), False
+    modalities = sorted({i.modality for i in unlisted})
+    implied = [implied_by(m) for m in modalities]
+    if all(c is not None for c in implied):
+        classes = tuple(dict.fromkeys((*sorted(listed), *(u for c in implied for u in c or ()))))
+        note(
+            "The PACS did not say which kinds of images this study holds; asked for those "
+            f"its modalities ({', '.join(modalities)}) imply."
+        )
+        return classes, True
+    note("The PACS did not say which kinds of images this study holds; asked for all common ones.")
+    return tuple(dict.fromkeys((*sorted(listed), *BROAD)))[: MAX_CONTEXTS - 1], True
+
+
+def _get_contexts(
+    sop_classes: Sequence[str], syntaxes: Sequence[str] = GET_TRANSFER_SYNTAXES
+) -> list[PresentationContext]:
+    """Each class in each syntax, in its own context, within one association's 128.
+
+    One syntax per context lets a PACS pick the context matching how it holds each file
+    (Orthanc does); classes beyond the room get fewer syntaxes, uncompressed first.
+    """
     room = MAX_CONTEXTS - 1
-    per_class = max(1, min(len(GET_TRANSFER_SYNTAXES), room // max(1, len(sop_classes))))
     if len(sop_classes) > room:
         raise PacsError(
             f"The study holds {len(sop_classes)} kinds of object, more than one C-GET "
             "association can carry; configure this PACS for C-MOVE."
         )
+    per_class = max(1, min(len(syntaxes), room // max(1, len(sop_classes))))
     contexts = [build_context(GetModel)]
     for uid in sop_classes:
-        contexts += [build_context(uid, ts) for ts in GET_TRANSFER_SYNTAXES[:per_class]]
+        contexts += [build_context(uid, ts) for ts in syntaxes[:per_class]]
     return contexts
 
 

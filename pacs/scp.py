@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.events import Event
 from pynetdicom.sop_class import Verification
@@ -47,6 +47,20 @@ class AssociationReceipt:
 
 
 ReceiptListener = Callable[[AssociationReceipt], None]
+
+
+def accept_storage_as_proposed() -> None:
+    """Accept, for every storage context, the first transfer syntax the sender proposes.
+
+    pynetdicom's acceptor otherwise walks *our* list and takes our first match: with Implicit
+    VR first, DCMTK rewrote Explicit VR files on the way, and a PACS unable to decompress
+    (dcmqrscp with RLE files) could not send at all. The sender lists first what it holds,
+    so taking its order keeps files as the PACS has them and never asks for a conversion.
+    pynetdicom's unrestricted storage service does exactly this (process-wide; the Storage
+    SCP is this process's only acceptor). It also accepts storage classes pynetdicom does not
+    know; the store handler still refuses any dataset it cannot read.
+    """
+    _config.UNRESTRICTED_STORAGE_SERVICE = True
 
 
 class _Receiving:
@@ -86,6 +100,7 @@ class StorageSCP:
 
     def start(self) -> None:
         receive_into(self.store)
+        accept_storage_as_proposed()
         ae = AE(ae_title=self.local.ae_title)
         for context in AllStoragePresentationContexts:
             ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
