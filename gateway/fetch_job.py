@@ -177,6 +177,7 @@ class FetchJob:
                 cancelled=lambda: ctx.cancelled,
                 max_requests=self.settings.fetch_max_requests,
                 expected=entry["expected"],
+                notice=ctx.note,
             )
             self._index(pacs_name, entry, result, ctx.id)
             entry.update(done=True, expected=result.expected, received=result.expected)
