@@ -15,7 +15,8 @@ Enable with ``pytest_plugins = ["pytest_orthanc"]`` in tests/conftest.py.
 - ``dcmqrscp`` (session): DCMTK's dcmqrscp, a second and independent PACS, loaded with
   the format mix and the demo MR study (Explicit VR and RLE); it knows the gateway's AE
   title as a move destination. Killed with its forked children at teardown.
-- ``orthanc_with_mix`` (function): the shared Orthanc, with the format mix loaded too.
+- ``orthanc_with_mix`` (function): the shared Orthanc, with the format mix loaded for the
+  test (removed after it).
 """
 
 from __future__ import annotations
@@ -157,12 +158,15 @@ def dcmqrscp(
 
 
 @pytest.fixture
-def orthanc_with_mix(orthanc_running: OrthancServer, format_mix: DemoStudy) -> OrthancServer:
-    if not orthanc_running.study_instance_uids(format_mix.study_uid):
-        demo_studies.store(
-            format_mix.files, HOST, orthanc_running.dicom_port, orthanc_running.ae_title
-        )
-    return orthanc_running
+def orthanc_with_mix(
+    orthanc_running: OrthancServer, format_mix: DemoStudy
+) -> Iterator[OrthancServer]:
+    """The shared Orthanc with the format mix loaded for this test only: other tests count
+    what the shared server holds."""
+    demo_studies.store(format_mix.files, HOST, orthanc_running.dicom_port, orthanc_running.ae_title)
+    yield orthanc_running
+    if orthanc_running.is_running:
+        orthanc_running.delete_study(format_mix.study_uid)
 
 
 def _report(message: str) -> None:
