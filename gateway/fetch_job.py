@@ -178,6 +178,7 @@ class FetchJob:
                 max_requests=self.settings.fetch_max_requests,
                 expected=entry["expected"],
                 notice=ctx.note,
+                modalities=entry["modalities"],
             )
             self._index(pacs_name, entry, result, ctx.id)
             entry.update(done=True, expected=result.expected, received=result.expected)

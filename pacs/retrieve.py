@@ -160,6 +160,7 @@ class Retriever:
         max_requests: int = 3,
         expected: int | None = None,
         notice: NoticeCallback | None = None,
+        modalities: Sequence[str] = (),
     ) -> FetchResult:
         """Make every instance the PACS lists for the study present in the store.
 
@@ -167,6 +168,8 @@ class Retriever:
         second association (measured: the two overlap well for C-MOVE; for C-GET they compete
         for the same process and the listing goes first). `expected`, the count the
         STUDY-level answer announced, is the progress total until the list is read.
+        `modalities`, the study's as the STUDY-level answer gave them, let a C-GET start
+        the same way, proposing the storage classes they imply.
 
         When the PACS itself reports failed sub-operations, asking the same way again would
         fail the same way: the next request changes course instead (C-GET offering one
@@ -187,16 +190,22 @@ class Retriever:
         requests = repeats = 0
         outcome: _Outcome | None = None
         fresh = not self.store.study_dir(study_uid).exists()
-        if fresh and peer.retrieve_method == "move":
+        early = _early_attempt(peer, fresh, modalities)
+        if early is not None:
+            # The listing (one C-FIND per series) runs beside the first retrieve: it only
+            # has to tell, afterwards, what is still missing.
             with ThreadPoolExecutor(1, thread_name_prefix="instance-list") as lister:
                 listing = lister.submit(find_instances, peer, self.local.ae_title, study_uid)
-                outcome = self._move(peer, _identifier("STUDY", study_uid), tally, cancelled)
+                identifier = _identifier("STUDY", study_uid)
+                outcome = self._retrieve(peer, identifier, tally, cancelled, early)
                 instances = listing.result()
         else:
             instances = find_instances(peer, self.local.ae_title, study_uid)
         already = tally.expect(instances, self.store)
-        attempts = self._attempts(peer, instances, note)
-        attempt = next(attempts)
+        attempts = iter(list(self._attempts(peer, instances, note)))
+        if early is not None and early.method == "move":
+            next(attempts)  # the C-MOVE just made is the first way of asking
+        attempt = early or next(attempts)
         tried: list[_Attempt] = []
         last = _Outcome()
         while True:
@@ -208,7 +217,7 @@ class Retriever:
                 if not tally.missing:
                     break
                 if outcome.failed:
-                    following = next(attempts, None)
+                    following = next((a for a in attempts if a != attempt), None)
                     if following is None:
                         raise self._refused(peer, instances, tally, tried, last)
                     if following.method != attempt.method or len(attempt.syntaxes) != 1:
@@ -248,7 +257,12 @@ class Retriever:
             already_present=already,
             bytes_received=tally.bytes_received,
             requests=requests,
-            instances=tuple(instances),
+            instances=tuple(
+                i
+                if i.sop_class_uid or not tally.classes.get(i.sop_instance_uid)
+                else replace(i, sop_class_uid=tally.classes[i.sop_instance_uid])
+                for i in instances
+            ),
             notices=tuple(notices),
         )
 
@@ -257,6 +271,7 @@ class Retriever:
     ) -> Iterator[_Attempt]:
         """The ways to ask, in order; the next one is used only when the PACS refused."""
         if peer.retrieve_method in ("get", "auto"):
+            # Evaluated at once (not lazily) so the caller hears what was assumed.
             classes, assumed = _get_classes(instances, note)
             yield _Attempt("get", classes, GET_TRANSFER_SYNTAXES)
             # One syntax per round: a PACS that sends every image of a class in the first
@@ -411,6 +426,9 @@ class _Tally:
         self._lock = threading.Condition()
         self._progress_cb = progress
         self._arrived: set[str] = set()
+        # SOP class of each arrival, as the sender declared it: fills in what the listing
+        # lacked (dcmqrscp lists none).
+        self.classes: dict[str, str] = {}
         self.missing: set[str] | None = None
         self.bytes_received = 0
         self.state = Progress(study_uid, expected or 0, 0)
@@ -437,6 +455,7 @@ class _Tally:
             if sop in self._arrived or (self.missing is not None and sop not in self.missing):
                 return
             self._arrived.add(sop)
+            self.classes[sop] = stored.sop_class_uid
             if self.missing is not None:
                 self.missing.discard(sop)
             if stored.new:
@@ -639,6 +658,19 @@ def _identifier(
     if sop_uids:
         ds.SOPInstanceUID = list(sop_uids)
     return ds
+
+
+def _early_attempt(peer: Peer, fresh: bool, modalities: Sequence[str]) -> _Attempt | None:
+    """How to start retrieving a study not yet in the store before its listing is read."""
+    if not fresh:
+        return None
+    if peer.retrieve_method == "move":
+        return _Attempt("move")
+    implied = [implied_by(m) for m in modalities]
+    if not implied or any(c is None for c in implied):
+        return None
+    classes = tuple(dict.fromkeys(u for c in implied for u in c or ()))
+    return _Attempt("get", classes, GET_TRANSFER_SYNTAXES)
 
 
 def _get_classes(

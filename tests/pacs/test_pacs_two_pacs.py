@@ -12,7 +12,8 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pytest_orthanc import MIX_COMPANION_STUDY
 
 from pacs.errors import SubOperationsFailed
-from pacs.models import Peer
+from pacs.models import Peer, StudyQuery
+from pacs.query import find_studies
 from pacs.retrieve import Retriever
 from pacs.store import StudyStore
 
@@ -66,8 +67,12 @@ def test_orthanc_sends_every_syntax_as_stored(
     method, local, store, scp, orthanc_with_mix, format_mix
 ):
     retriever = Retriever(local, store, scp)
+    peer = _peer(orthanc_with_mix, method)
+    # As a fetch job does: the STUDY-level answer's modalities let a C-GET start at once.
+    (study,) = find_studies(peer, "TESTSCU", StudyQuery(study_uid=format_mix.study_uid))
+    assert set(study.modalities) == {"MR", "OT"}
 
-    result = retriever.fetch_study(_peer(orthanc_with_mix, method), format_mix.study_uid)
+    result = retriever.fetch_study(peer, format_mix.study_uid, modalities=study.modalities)
 
     assert result.received_now == format_mix.instance_count
     # Orthanc lists the SOP class of each image: nothing to assume, nothing to retry.
@@ -88,6 +93,11 @@ def test_dcmqrscp_sends_every_image_by_c_get_without_listing_sop_classes(
 
         assert result.received_now == study.instance_count
         assert result.notices[0].startswith(MISSING_CLASSES_NOTICE)
+        # What the index records: the class each image arrived as, since the listing had none.
+        classes = {i.sop_instance_uid: i.sop_class_uid for i in result.instances}
+        assert classes == {
+            uid: series.sop_class_uid for series in study.series for uid in series.sop_instance_uids
+        }
         _assert_as_loaded(store, study, implicit_becomes_explicit=True)
     # Each decision reaches the caller as it happens (the job turns them into events).
     assert sum(e.startswith(MISSING_CLASSES_NOTICE) for e in events) == 2
