@@ -2,7 +2,8 @@
 
 What counts is what landed in the store, not what the PACS says: the study's instance list
 comes from an IMAGE-level C-FIND, arrivals are counted as files are filed, and only what is
-still missing is asked for again.
+still missing is asked for again. A request the PACS refused (failed sub-operations) is never
+repeated unchanged: the next one changes course (other contexts, other syntaxes, C-MOVE).
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ Two kinds of subscriber:
 - receipt listeners hear, once an association has ended (released, aborted or cut off), of
   everything it delivered, with the studies a retrieve of this process was waiting for
   (`expecting`) told apart from the rest: those are the unsolicited pushes.
+
+Files are kept as the sender has them: each storage context is accepted in the first transfer
+syntax the sender proposes, so no sender is ever asked to convert.
 """
 
 from __future__ import annotations
