@@ -49,7 +49,7 @@ from pacs.errors import (
     status_meaning,
 )
 from pacs.models import Instance, LocalNode, Peer
-from pacs.query import find_instances
+from pacs.query import find_instances, find_series
 from pacs.receive import discard_partial, receive_into, store_handler
 from pacs.scp import StorageSCP
 from pacs.storage_classes import BROAD, class_name, implied_by
@@ -191,6 +191,12 @@ class Retriever:
         requests = repeats = 0
         outcome: _Outcome | None = None
         fresh = not self.store.study_dir(study_uid).exists()
+        if fresh and not modalities and peer.retrieve_method in ("get", "auto"):
+            # One SERIES-level answer per series is cheap next to the IMAGE-level listing,
+            # and its modalities are enough to start (dcmqrscp gives none at STUDY level).
+            modalities = sorted(
+                {s.modality for s in find_series(peer, self.local.ae_title, study_uid)}
+            )
         early = _early_attempt(peer, fresh, modalities)
         if early is not None:
             # The listing (one C-FIND per series) runs beside the first retrieve: it only
