@@ -223,7 +223,7 @@ class Retriever:
                     last = outcome
                 if not tally.missing:
                     break
-                if outcome.failed:
+                if outcome.failed and not tally.store_failures:
                     following = next((a for a in attempts if a != attempt), None)
                     if following is None:
                         raise self._refused(peer, instances, tally, tried, last)
@@ -251,9 +251,15 @@ class Retriever:
                 outcome.add(self._retrieve(peer, identifier, tally, cancelled, attempt))
         if tally.missing:
             missing = len(tally.missing)
+            ours = (
+                f"; the gateway could not write {tally.store_failures} arriving images to its "
+                "own store (disk full or not writable)"
+                if tally.store_failures
+                else ""
+            )
             raise RetrieveIncomplete(
                 f"{missing} of {len(instances)} images of a study did not arrive from "
-                f"{peer.label} after {requests} requests.",
+                f"{peer.label} after {requests} requests{ours}.",
                 missing=missing,
                 expected=len(instances),
             )
@@ -365,6 +371,7 @@ class Retriever:
             # Marks what lands for this study as asked for (not an unsolicited push), up to
             # the last straggler.
             expecting = self.scp.expecting(tally.state.study_uid)
+            failures_before = self.scp.store_failures
             try:
                 with expecting:
                     with watchdog:
@@ -381,6 +388,9 @@ class Retriever:
                     tally.wait_settled(self.settle_seconds)
             finally:
                 self.scp.remove_listener(listener)
+        # Another study's arrival failing at the same time counts here too: erring towards
+        # "our fault" only means a plain repeat instead of a change of course.
+        tally.store_failures += self.scp.store_failures - failures_before
         return outcome
 
     def _get(
@@ -399,8 +409,11 @@ class Retriever:
             watchdog_box[0].touch()
             tally.landed(stored)
 
+        def store_failed() -> None:
+            tally.store_failures += 1
+
         handlers = [
-            (evt.EVT_C_STORE, store_handler(self.store, landed)),
+            (evt.EVT_C_STORE, store_handler(self.store, landed, store_failed)),
             (evt.EVT_CONN_CLOSE, discard_partial),
         ]
         with open_association(
@@ -436,6 +449,8 @@ class _Tally:
         # SOP class of each arrival, as the sender declared it: fills in what the listing
         # lacked (dcmqrscp lists none).
         self.classes: dict[str, str] = {}
+        # Arrivals our own store could not write: failures that are ours, not the PACS's.
+        self.store_failures = 0
         self.missing: set[str] | None = None
         self.bytes_received = 0
         self.state = Progress(study_uid, expected or 0, 0)

@@ -94,6 +94,8 @@ class StorageSCP:
         self._receiving: dict[Association, _Receiving] = {}
         self._lock = threading.Lock()
         self._server: ThreadedAssociationServer | None = None
+        # Instances our own store could not write (disk full, permissions), ever.
+        self.store_failures = 0
 
     @property
     def port(self) -> int:
@@ -177,7 +179,11 @@ class StorageSCP:
                     receiving.requested.add(stored.study_uid)
             self._notify(stored)
 
-        return store_handler(self.store, landed)(event)
+        def failed() -> None:
+            with self._lock:
+                self.store_failures += 1
+
+        return store_handler(self.store, landed, failed)(event)
 
     def _on_close(self, event: Event) -> None:
         discard_partial(event)
