@@ -51,8 +51,14 @@ def receive_into(store: StudyStore) -> None:
     )
 
 
-def store_handler(store: StudyStore, on_stored: InstanceListener) -> Callable[[Event], int]:
-    """An EVT_C_STORE handler that files the instance and tells `on_stored` about it."""
+def store_handler(
+    store: StudyStore,
+    on_stored: InstanceListener,
+    on_store_failed: Callable[[], None] | None = None,
+) -> Callable[[Event], int]:
+    """An EVT_C_STORE handler that files the instance and tells `on_stored` about it, or
+    `on_store_failed` when our own disk refused it (the sender counts a failed sub-operation
+    that is our fault, not the PACS's)."""
 
     def handle(event: Event) -> int:
         temp_path = Path(event.dataset_path)
@@ -70,6 +76,8 @@ def store_handler(store: StudyStore, on_stored: InstanceListener) -> Callable[[E
             return STATUS_CANNOT_UNDERSTAND
         except OSError as exc:
             log.error("Could not write a received instance to the store: %s", exc.strerror)
+            if on_store_failed is not None:
+                on_store_failed()
             return STATUS_OUT_OF_RESOURCES
         finally:
             # pynetdicom leaves C-GET temp files behind; the store has linked what it keeps.

@@ -34,8 +34,10 @@ class PacsSettings(BaseModel):
     ae_title: str = Field(description="The PACS's AE title (called AE).")
     host: str
     port: int = 104
-    retrieve_method: Literal["move", "get"] = Field(
-        "move", description="C-MOVE to the gateway's Storage SCP, or C-GET on one association."
+    retrieve_method: Literal["move", "get", "auto"] = Field(
+        "move",
+        description="C-MOVE to the gateway's Storage SCP, C-GET on one association, or auto: "
+        "C-GET, then C-MOVE for images C-GET could not bring.",
     )
     max_associations: int = Field(2, ge=1, description="Concurrent associations we open.")
     connect_timeout: float = Field(5.0, gt=0, description="TCP connect timeout, seconds.")
