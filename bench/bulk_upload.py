@@ -64,7 +64,7 @@ def main() -> None:
             received = fake.state.uploaded_patient_count
         engine.dispose()
 
-    assert received == result.patients == summary.active_patients, "patients went missing"
+    assert received == result.patients == summary.patients, "patients went missing"
     print(
         f"uploaded {result.patients} patients in {result.batches} batches of "
         f"{args.batch_size} in {elapsed:.2f} s: {result.patients / elapsed:,.0f} patients/s"

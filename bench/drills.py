@@ -6,6 +6,7 @@
     python bench/drills.py load --jobs 50      # concurrent jobs, association limit, poll p99
     python bench/drills.py fuzz --examples 100 # schemathesis on the API; malformed DICOM on the SCP
     python bench/drills.py security            # keys, logs and Rollbar free of patient data, paths
+    python bench/drills.py hostile             # size bombs and broken headers; peak RSS of serve
 
 Each drill is a function with its knobs as parameters; tests/drills runs the short forms
 against the pytest Orthanc, this script runs the full forms against an Orthanc of its own
@@ -826,7 +827,10 @@ def _store_file(path: Path, port: int, aet: str, calling: str = FUZZ_AET) -> int
     """C-STORE the file's bytes as they are; the status, or None if none came."""
     meta = pydicom_meta(path)
     ae = AE(ae_title=calling)
-    ae.add_requested_context(str(meta.MediaStorageSOPClassUID), ExplicitVRLittleEndian)
+    # One context per syntax (an SCP accepts one syntax per context): an RLE file can only
+    # go as RLE, the fuzzer's broken files as Explicit VR Little Endian.
+    for syntax in dict.fromkeys([str(meta.TransferSyntaxUID), ExplicitVRLittleEndian]):
+        ae.add_requested_context(str(meta.MediaStorageSOPClassUID), syntax)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
     assoc = ae.associate(HOST, port, ae_title=aet)
     if not assoc.is_established:
@@ -913,6 +917,160 @@ def _abort_mid_dataset(catalog: DemoCatalog, port: int, aet: str, incoming: Path
     assoc.abort()
     sender.join(30)
     return outcome[0] if outcome else "aborted"
+
+
+# -- hostile DICOM drill ------------------------------------------------------------------------
+
+
+@dataclass
+class HostileFigures:
+    cases: int = 0
+    pushed: dict[str, str] = field(default_factory=dict)
+    fetch_state: str = ""
+    requests: int = 0
+    concurrency: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    drawn: int = 0
+    placeholders: int = 0
+    reasons: dict[str, str] = field(default_factory=dict)
+    slowest_request_s: float = 0.0
+    rss_start_mb: float = 0.0
+    rss_peak_mb: float = 0.0
+    rss_limit_mb: float = 0.0
+    patient_values_in_log: int = 0
+    serve_alive: bool = False
+    seconds: float = 0.0
+
+
+def hostile_drill(
+    env: DrillEnv, *, concurrency: int = 8, rounds: int = 3, rss_limit_mb: float = 500
+) -> HostileFigures:
+    """Size bombs and inconsistent headers pushed to the SCP and fetched from the PACS, then
+    their previews, thumbnails and DICOMweb renders asked for `concurrency` at a time for
+    `rounds` rounds: every answer a PNG, the one legitimate large image drawn, every hostile
+    one a placeholder with a patient-free reason, and the peak RSS of `serve` (its VmHWM)
+    under `rss_limit_mb`."""
+    import hostile_dicom
+
+    started = time.perf_counter()
+    figures = HostileFigures(concurrency=concurrency, rss_limit_mb=rss_limit_mb)
+    fetched = hostile_dicom.hostile_files(env.work / "hostile-files")
+    pushed = hostile_dicom.hostile_files(
+        env.work / "hostile-pushed", study_uid=f"{hostile_dicom.STUDY_UID}.2"
+    )
+    figures.cases = len(fetched)
+    by_series = {f"{hostile_dicom.STUDY_UID}.{n}": name for n, name in enumerate(fetched, start=1)}
+    env.orthanc.upload(fetched.values())
+    settings = env.settings("hostile", workers=1, allowed_calling_aets=[FUZZ_AET])
+    key = api_key(settings, "clinician")
+    try:
+        with serving(settings, env.work / "hostile", "serve") as process:
+            pid = process.process.pid if process.process else 0
+            figures.rss_start_mb = _proc_status_mb(pid, "VmRSS")
+            for name, path in pushed.items():
+                status = _store_file(path, settings.dicom_port, settings.ae_title)
+                figures.pushed[name] = "no response" if status is None else f"0x{status:04X}"
+            url = f"http://127.0.0.1:{process.http_port}"
+            headers = {"Authorization": f"Bearer {key}"}
+            with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+                figures.fetch_state = _fetch_and_wait(client, hostile_dicom.PATIENT_ID)
+                paths = _hostile_urls(hostile_dicom.STUDY_UID, by_series) * rounds
+                random.Random(5).shuffle(paths)
+                answers = _get_concurrently(client, [p for p, _ in paths], concurrency)
+            figures.requests = len(answers)
+            figures.statuses = dict(Counter(status for status, _, _ in answers))
+            figures.slowest_request_s = round(max(seconds for _, _, seconds in answers), 2)
+            for (path, case), (status, reason, _) in zip(paths, answers, strict=True):
+                if status != 200:
+                    continue
+                if reason is None:
+                    figures.drawn += 1
+                    check(case == hostile_dicom.GOOD_LARGE, f"{case}: drawn at {path}")
+                else:
+                    figures.placeholders += 1
+                    figures.reasons.setdefault(case, reason)
+            figures.rss_peak_mb = _proc_status_mb(pid, "VmHWM")
+            figures.serve_alive = process.process is not None and process.process.poll() is None
+            health = httpx.get(f"{url}/health", timeout=5)
+            check(health.status_code == 200, "serve stopped answering after the hostile files")
+            check(process.stop(), f"serve did not stop gracefully:\n{process.log_tail()}")
+        log_text = process.log_path.read_text(errors="replace")
+        figures.patient_values_in_log = sum(
+            _contains(log_text, value)
+            for value in (hostile_dicom.PATIENT_ID, hostile_dicom.PATIENT_NAME, "Hostile")
+        )
+    finally:
+        for study in (hostile_dicom.STUDY_UID,):
+            with contextlib.suppress(Exception):
+                env.orthanc.delete_study(study)
+    figures.seconds = round(time.perf_counter() - started, 1)
+    _print("hostile DICOM drill", figures, env.say)
+    check(figures.fetch_state == "succeeded", f"the fetch ended {figures.fetch_state}")
+    unstored = {name: status for name, status in figures.pushed.items() if status != "0x0000"}
+    check(not unstored, f"pushes the SCP did not store: {unstored}")
+    check(figures.statuses == {200: figures.requests}, f"not all 200: {figures.statuses}")
+    check(figures.drawn > 0, "the large but allowed image was never drawn")
+    hostile_cases = set(fetched) - {hostile_dicom.GOOD_LARGE}
+    missing = sorted(hostile_cases - set(figures.reasons))
+    check(not missing, f"no placeholder reason for: {missing}")
+    check(figures.serve_alive, "serve died")
+    check(figures.patient_values_in_log == 0, "patient data in the log")
+    check(
+        figures.rss_peak_mb <= rss_limit_mb,
+        f"serve peaked at {figures.rss_peak_mb:.0f} MB, over {rss_limit_mb:.0f} MB",
+    )
+    return figures
+
+
+def _fetch_and_wait(client: httpx.Client, patient_id: str) -> str:
+    answer = client.post("/api/v1/fetches", json={"pacs_patient_id": patient_id})
+    check(answer.status_code == 202, f"submit: {answer.status_code} {answer.text[:200]}")
+    job = answer.json()["id"]
+    state: list[str] = []
+
+    def finished() -> bool:
+        state[:] = [client.get(f"/api/v1/jobs/{job}").json()["state"]]
+        return state[0] in FINISHED
+
+    wait_for(finished, 180, "the fetch of the hostile study")
+    return state[0]
+
+
+def _hostile_urls(study: str, by_series: dict[str, str]) -> list[tuple[str, str]]:
+    """(path, case) for every preview, thumbnail and DICOMweb rendering of every case."""
+    urls = []
+    for series, case in by_series.items():
+        base = f"/api/v1/studies/{study}/series/{series}"
+        urls += [(f"{base}/preview.png", case), (f"{base}/thumbnail.png", case)]
+        instance = f"/dicomweb/studies/{study}/series/{series}/instances/{series}.1/rendered"
+        urls.append((instance, case))
+    return urls
+
+
+def _get_concurrently(
+    client: httpx.Client, paths: Sequence[str], concurrency: int
+) -> list[tuple[int, str | None, float]]:
+    """(status, X-Preview-Unavailable or None, seconds) per path, in order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def get(path: str) -> tuple[int, str | None, float]:
+        began = time.perf_counter()
+        answer = client.get(path)
+        elapsed = time.perf_counter() - began
+        if answer.status_code == 200:
+            check(answer.content.startswith(b"\x89PNG"), f"{path}: not a PNG")
+        return answer.status_code, answer.headers.get("x-preview-unavailable"), elapsed
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        return list(pool.map(get, paths))
+
+
+def _proc_status_mb(pid: int, field_name: str) -> float:
+    """VmRSS (now) or VmHWM (peak since start) of a process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field_name}:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise DrillFailure(f"no {field_name} for process {pid}")
 
 
 # -- security drill ---------------------------------------------------------------------------
@@ -1095,15 +1253,18 @@ def own_orthanc(work: Path, say: Say) -> Iterator[DrillEnv]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("drill", choices=["all", "crash", "outage", "load", "fuzz", "security"])
+    parser.add_argument(
+        "drill", choices=["all", "crash", "outage", "load", "fuzz", "security", "hostile"]
+    )
     parser.add_argument("--rounds", type=int, default=20, help="crash drill kills")
     parser.add_argument("--seed", type=int, default=20240520)
     parser.add_argument("--jobs", type=int, default=50, help="load drill jobs")
     parser.add_argument("--examples", type=int, default=100, help="schemathesis max examples")
+    parser.add_argument("--concurrency", type=int, default=8, help="hostile drill requests")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="drills-"))
-    every = ["crash", "outage", "load", "fuzz", "security"]
+    every = ["crash", "outage", "load", "fuzz", "security", "hostile"]
     chosen = every if args.drill == "all" else [args.drill]
     failures = 0
     try:
@@ -1122,6 +1283,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "load": lambda: load_drill(env, args.jobs),
                 "fuzz": lambda: fuzz_drill(env, args.examples),
                 "security": lambda: _security_with_recorder(env),
+                "hostile": lambda: hostile_drill(env, concurrency=args.concurrency),
             }
             try:
                 for name in chosen:

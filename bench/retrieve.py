@@ -1,14 +1,15 @@
-"""Retrieve the 240-slice CT study from a real Orthanc, several ways, and print the figures.
+"""The whole fetch job against the bare pynetdicom floor, from Orthanc and from dcmqrscp.
 
-    python bench/retrieve.py [--repeat 3] [--ct-slices 240]
+    python bench/retrieve.py [--repeat 3] [--ct-slices 240] [--pacs orthanc,dcmqrscp]
 
-Cases, each run `--repeat` times into an empty folder (the median is reported):
-  gateway move / get   the gateway's path: Retriever.fetch_study (IMAGE-level listing,
-                       C-MOVE to its Storage SCP or C-GET, filing, counting, verifying)
-  floor move / get     a bare pynetdicom receiver: chunked receive, os.replace, nothing else
-  dcmtk move / get     DCMTK's movescu + storescp and getscu, with their defaults and tuned
-                       (max PDU 131072, TCP_NODELAY=1)
-Ratios: gateway / DCMTK (target <= 1.0) and gateway / floor (aim <= 1.15).
+Each PACS holds the 240-slice 512x512 CT (Explicit VR). Cases, alternated, `--repeat`
+rounds, median reported:
+  job move / get   a real `pacs-gateway serve` process: from `POST /api/v1/fetches` until a
+                   20 ms poll of the job sees `succeeded` (planning C-FIND, IMAGE-level
+                   listing, retrieve, filing, index writes, job bookkeeping)
+  floor get        bare pynetdicom C-GET, chunked receive, os.replace, nothing else
+  floor move       bare pynetdicom C-MOVE to a bare pynetdicom Storage SCP, same receive
+Ratios: job / floor get of the same PACS (target <= 1.15 for both methods).
 """
 
 from __future__ import annotations
@@ -17,19 +18,20 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "orthanc-test")]
+sys.path[:0] = [str(ROOT), str(ROOT / "orthanc-test"), str(ROOT / "tests" / "gateway")]
 
 import demo_studies  # noqa: E402
-from orthanc_server import OrthancServer, free_port, wait_until  # noqa: E402
+import httpx  # noqa: E402
+from dcmqrscp_server import DcmqrscpServer  # noqa: E402
+from orthanc_server import OrthancServer, free_port  # noqa: E402
 from pydicom.dataset import Dataset  # noqa: E402
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, _config, build_role, dimse_messages, evt  # noqa: E402
 from pynetdicom.sop_class import (  # noqa: E402
@@ -37,123 +39,166 @@ from pynetdicom.sop_class import (  # noqa: E402
     StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
 )
+from serve_process import ServeProcess  # noqa: E402
 
-from pacs.models import LocalNode, Peer, StudyQuery  # noqa: E402
-from pacs.query import find_studies  # noqa: E402
-from pacs.retrieve import Retriever  # noqa: E402
-from pacs.scp import StorageSCP  # noqa: E402
-from pacs.store import StudyStore  # noqa: E402
+from gateway.core.database import open_database  # noqa: E402
+from gateway.core.keys import KeyStore  # noqa: E402
+from gateway.core.settings import PacsSettings, Settings  # noqa: E402
 
-GATEWAY_AET, FLOOR_AET, DCMTK_AET = "PACSGATEWAY", "FLOORSCP", "STORESCP"
+GATEWAY_AET, FLOOR_AET = "PACSGATEWAY", "FLOORSCP"
 PDU = int(os.environ.get("BENCH_PDU", "131072"))
+POLL_SECONDS = 0.02
 ORIGINAL_TEMPFILE = tempfile.NamedTemporaryFile
-# A case sets up its receiver, yields the transfer to time, and tears the receiver down.
-Case = Callable[[Path], AbstractContextManager[Callable[[], None]]]
+Transfer = Callable[[Path], None]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--ct-slices", type=int, default=240)
+    parser.add_argument("--pacs", default="orthanc,dcmqrscp")
     args = parser.parse_args()
-
     work = Path(tempfile.mkdtemp(prefix="bench-retrieve-"))
     try:
-        run(work, args.repeat, args.ct_slices)
+        run(work, args.repeat, args.ct_slices, args.pacs.split(","))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(work: Path, repeat: int, ct_slices: int) -> None:
+def run(work: Path, repeat: int, ct_slices: int, which: list[str]) -> None:
     catalog = demo_studies.generate(work / "generated", ct_slices=ct_slices)
     ct = catalog.study("dubois-ext-cbct-2023")
     megabytes = sum(p.stat().st_size for p in ct.files) / 1e6
-    ports = {name: free_port() for name in ("gateway", "floor", "dcmtk")}
-    modalities = {
+    ports = {"gateway": free_port(), "floor": free_port()}
+    peers = {
         "gateway": (GATEWAY_AET, "127.0.0.1", ports["gateway"]),
         "floor": (FLOOR_AET, "127.0.0.1", ports["floor"]),
-        "dcmtk": (DCMTK_AET, "127.0.0.1", ports["dcmtk"]),
     }
-    with OrthancServer(work / "orthanc", modalities=modalities) as orthanc:
-        demo_studies.store(ct.files, "127.0.0.1", orthanc.dicom_port, orthanc.ae_title)
-        print(f"Study: {len(ct.files)} CT slices, {megabytes:.1f} MB, Orthanc 1.10.1 on loopback")
-        cases: dict[str, Case] = {
-            "gateway move": lambda out: gateway(orthanc, ct.study_uid, out, "move", ports),
-            "gateway get": lambda out: gateway(orthanc, ct.study_uid, out, "get", ports),
-            "floor move": lambda out: floor_move(orthanc, ct.study_uid, out, ports["floor"]),
-            "floor get": lambda out: floor_get(orthanc, ct.study_uid, out),
-            "dcmtk move": lambda out: dcmtk_move(orthanc, ct.study_uid, out, ports, tuned=False),
-            "dcmtk get": lambda out: dcmtk_get(orthanc, ct.study_uid, out, tuned=False),
-            "dcmtk move tuned": lambda out: dcmtk_move(
-                orthanc, ct.study_uid, out, ports, tuned=True
-            ),
-            "dcmtk get tuned": lambda out: dcmtk_get(orthanc, ct.study_uid, out, tuned=True),
-        }
-        times = {
-            name: measure(case, work / "out", len(ct.files), repeat) for name, case in cases.items()
-        }
-    report(times, megabytes)
+    print(f"Study: {len(ct.files)} CT slices, {megabytes:.1f} MB, loopback, max PDU {PDU}")
+    with ExitStack() as stack:
+        servers: dict[str, OrthancServer | DcmqrscpServer] = {}
+        if "orthanc" in which:
+            orthanc = stack.enter_context(OrthancServer(work / "orthanc", modalities=peers))
+            demo_studies.store(ct.files, "127.0.0.1", orthanc.dicom_port, orthanc.ae_title)
+            servers["orthanc"] = orthanc
+        if "dcmqrscp" in which:
+            dcmqrscp = stack.enter_context(DcmqrscpServer(work / "dcmqrscp", hosts=peers))
+            dcmqrscp.load(ct.files)
+            servers["dcmqrscp"] = dcmqrscp
+        serve, api = stack.enter_context(_serve(work, servers, ports["gateway"]))
+        cases: dict[str, Transfer] = {}
+        for name, server in servers.items():
+            for method in ("move", "get"):
+                cases[f"{name} job {method}"] = _job(api, serve, f"{name}-{method}", ct)
+            cases[f"{name} floor get"] = lambda out, s=server: floor_get(s, ct.study_uid, out)
+            cases[f"{name} floor move"] = lambda out, s=server: floor_move(
+                s, ct.study_uid, out, ports["floor"]
+            )
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        # Alternated: each round runs every case once, so drift hits all of them alike.
+        for _ in range(repeat):
+            for name, case in cases.items():
+                times[name].append(measure(case, work / "out", len(ct.files)))
+    report({name: statistics.median(runs) for name, runs in times.items()}, megabytes, servers)
 
 
-def measure(case: Case, out: Path, expected: int, repeat: int) -> float:
-    """Median wall time of the transfer alone: receivers are started before the clock
-    starts and stopped after it stops, as a running gateway's Storage SCP would be."""
-    runs = []
-    for _ in range(repeat):
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
-        with case(out) as transfer:
-            started = time.perf_counter()
-            transfer()
-            runs.append(time.perf_counter() - started)
-        received = sum(1 for p in out.rglob("*") if p.is_file() and ".incoming" not in p.parts)
-        if received != expected:
-            raise SystemExit(f"expected {expected} files, got {received}")
-    return statistics.median(runs)
+def measure(case: Transfer, out: Path, expected: int) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    started = time.perf_counter()
+    received = case(out)
+    elapsed = time.perf_counter() - started
+    count = received if isinstance(received, int) else sum(1 for p in out.rglob("*.dcm"))
+    if count != expected:
+        raise SystemExit(f"expected {expected} files, got {count}")
+    return elapsed
 
 
-def report(times: dict[str, float], megabytes: float) -> None:
-    print(f"\n{'case':<18}{'seconds':>9}{'MB/s':>9}")
+def report(times: dict[str, float], megabytes: float, servers: dict) -> None:
+    print(f"\n{'case':<24}{'seconds':>9}{'MB/s':>9}")
     for name, seconds in times.items():
-        print(f"{name:<18}{seconds:>9.2f}{megabytes / seconds:>9.1f}")
+        print(f"{name:<24}{seconds:>9.2f}{megabytes / seconds:>9.1f}")
     print()
-    for method in ("move", "get"):
-        ours = times[f"gateway {method}"]
+    for name in servers:
+        floor = times[f"{name} floor get"]
         print(
-            f"gateway {method}: {ours / times[f'dcmtk {method}']:.2f}x DCMTK defaults, "
-            f"{ours / times[f'dcmtk {method} tuned']:.2f}x DCMTK tuned, "
-            f"{ours / times[f'floor {method}']:.2f}x the bare pynetdicom floor"
+            f"{name}: job move {times[f'{name} job move'] / floor:.2f}x, "
+            f"job get {times[f'{name} job get'] / floor:.2f}x the bare C-GET floor "
+            f"(floor move {times[f'{name} floor move'] / floor:.2f}x)"
         )
 
 
+# -- the whole job, through a real serve process ------------------------------------------
+
+
 @contextmanager
-def gateway(
-    orthanc: OrthancServer, study_uid: str, out: Path, method: str, ports: dict
-) -> Iterator[Callable[[], None]]:
-    local = LocalNode(
-        ae_title=GATEWAY_AET, port=ports["gateway"], bind_address="127.0.0.1", maximum_pdu_size=PDU
+def _serve(
+    work: Path, servers: dict[str, OrthancServer | DcmqrscpServer], scp_port: int
+) -> Iterator[tuple[ServeProcess, httpx.Client]]:
+    pacs = [
+        PacsSettings(
+            name=f"{name}-{method}",
+            ae_title=server.ae_title,
+            host="127.0.0.1",
+            port=server.dicom_port,
+            retrieve_method=method,  # type: ignore[arg-type]
+        )
+        for name, server in servers.items()
+        for method in ("move", "get")
+    ]
+    settings = Settings(
+        ae_title=GATEWAY_AET,
+        dicom_port=scp_port,
+        dicom_bind="127.0.0.1",
+        data_dir=work / "gateway",
+        pacs=pacs,
     )
-    peer = Peer(
-        ae_title=orthanc.ae_title,
-        host="127.0.0.1",
-        port=orthanc.dicom_port,
-        retrieve_method=method,  # type: ignore[arg-type]
+    engine = open_database(settings.database_url)
+    _, key = KeyStore(engine).create("bench", "service")
+    engine.dispose()
+    serve = ServeProcess(settings, work)
+    serve.start()
+    api = httpx.Client(
+        base_url=f"http://127.0.0.1:{serve.http_port}",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
     )
-    store = StudyStore(out)
-    with StorageSCP(local, store, [orthanc.ae_title]) as scp:
-        retriever = Retriever(local, store, scp)
+    try:
+        yield serve, api
+    finally:
+        api.close()
+        serve.stop()
 
-        def transfer() -> None:
-            # As a fetch job does: the STUDY-level answer tells what to expect.
-            (study,) = find_studies(peer, GATEWAY_AET, StudyQuery(study_uid=study_uid))
-            result = retriever.fetch_study(
-                peer,
-                study_uid,
-                expected=study.number_of_instances,
-            )
-            assert result.received_now == result.expected
 
-        yield transfer
+def _job(api: httpx.Client, serve: ServeProcess, pacs: str, study) -> Transfer:
+    studies = serve.settings.studies_dir
+
+    def transfer(out: Path) -> int:
+        shutil.rmtree(studies / study.study_uid, ignore_errors=True)
+        accepted = api.post(
+            "/api/v1/fetches",
+            json={
+                "pacs": pacs,
+                "pacs_patient_id": study.patient_id,
+                "study_uids": [study.study_uid],
+            },
+        )
+        accepted.raise_for_status()
+        location = accepted.headers["Location"]
+        etag = ""
+        while True:
+            # As a client should poll: with the last ETag, so an unchanged job costs a 304.
+            poll = api.get(location, headers={"If-None-Match": etag} if etag else {})
+            if poll.status_code != 304:
+                etag, state = poll.headers.get("ETag", ""), poll.json()
+                if state["state"] == "succeeded":
+                    break
+                if state["state"] in ("failed", "cancelled", "needs_review"):
+                    raise SystemExit(f"the {pacs} job ended {state['state']}: {state['message']}")
+            time.sleep(POLL_SECONDS)  # the client's poll cadence is part of what is measured
+        return sum(1 for _ in (studies / study.study_uid).rglob("*.dcm"))
+
+    return transfer
 
 
 # -- the floor: what pynetdicom alone costs ------------------------------------------------
@@ -169,7 +214,7 @@ def _bare_handler(out: Path) -> Callable:
 
 def _bare_receive() -> None:
     _config.STORE_RECV_CHUNKED_DATASET = True
-    dimse_messages.NamedTemporaryFile = ORIGINAL_TEMPFILE  # undo the gateway's redirection
+    dimse_messages.NamedTemporaryFile = ORIGINAL_TEMPFILE
 
 
 def _study(study_uid: str) -> Dataset:
@@ -179,49 +224,37 @@ def _study(study_uid: str) -> Dataset:
     return ds
 
 
-@contextmanager
-def floor_move(
-    orthanc: OrthancServer, study_uid: str, out: Path, port: int
-) -> Iterator[Callable[[], None]]:
+def floor_move(server, study_uid: str, out: Path, port: int) -> None:
     _bare_receive()
     scp_ae = AE(ae_title=FLOOR_AET)
     scp_ae.add_supported_context(CTImageStorage, ALL_TRANSFER_SYNTAXES)
     scp_ae.maximum_pdu_size = PDU
-    server = scp_ae.start_server(
+    scp = scp_ae.start_server(
         ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, _bare_handler(out))]
     )
-
-    def transfer() -> None:
+    try:
         ae = AE(ae_title=FLOOR_AET)
         ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-        assoc = ae.associate("127.0.0.1", orthanc.dicom_port, ae_title=orthanc.ae_title)
+        assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title=server.ae_title)
         for _status, _ in assoc.send_c_move(
             _study(study_uid), FLOOR_AET, StudyRootQueryRetrieveInformationModelMove
         ):
             pass
         assoc.release()
-
-    try:
-        yield transfer
     finally:
-        server.shutdown()
+        scp.shutdown()
 
 
-@contextmanager
-def floor_get(orthanc: OrthancServer, study_uid: str, out: Path) -> Iterator[Callable[[], None]]:
+def floor_get(server, study_uid: str, out: Path) -> None:
     _bare_receive()
-    yield lambda: _floor_get(orthanc, study_uid, out)
-
-
-def _floor_get(orthanc: OrthancServer, study_uid: str, out: Path) -> None:
     ae = AE(ae_title=FLOOR_AET)
     ae.maximum_pdu_size = PDU
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
     ae.add_requested_context(CTImageStorage)
     assoc = ae.associate(
         "127.0.0.1",
-        orthanc.dicom_port,
-        ae_title=orthanc.ae_title,
+        server.dicom_port,
+        ae_title=server.ae_title,
         ext_neg=[build_role(CTImageStorage, scp_role=True)],
         evt_handlers=[(evt.EVT_C_STORE, _bare_handler(out))],
     )
@@ -230,107 +263,6 @@ def _floor_get(orthanc: OrthancServer, study_uid: str, out: Path) -> None:
     ):
         pass
     assoc.release()
-
-
-# -- DCMTK -----------------------------------------------------------------------------------
-
-# pynetdicom installs scripts named storescp/getscu too: call DCMTK's by path.
-DCMTK = Path("/usr/bin")
-
-
-def _dcmtk_env(tuned: bool) -> dict[str, str]:
-    env = dict(os.environ)
-    if tuned:
-        env["TCP_NODELAY"] = "1"
-    return env
-
-
-def _pdu(tuned: bool) -> list[str]:
-    return ["-pdu", str(PDU)] if tuned else []
-
-
-@contextmanager
-def dcmtk_move(
-    orthanc: OrthancServer, study_uid: str, out: Path, ports: dict, tuned: bool
-) -> Iterator[Callable[[], None]]:
-    storescp = subprocess.Popen(
-        [
-            str(DCMTK / "storescp"),
-            "-aet",
-            DCMTK_AET,
-            "+xa",
-            *_pdu(tuned),
-            "-od",
-            str(out),
-            str(ports["dcmtk"]),
-        ],
-        env=_dcmtk_env(tuned),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        if not wait_until(lambda: _listening(ports["dcmtk"]), 10):
-            raise SystemExit("storescp did not start")
-        yield lambda: subprocess.run(
-            [
-                str(DCMTK / "movescu"),
-                "-S",
-                "-aet",
-                DCMTK_AET,
-                "-aec",
-                orthanc.ae_title,
-                "-aem",
-                DCMTK_AET,
-                *_pdu(tuned),
-                "-k",
-                "QueryRetrieveLevel=STUDY",
-                "-k",
-                f"StudyInstanceUID={study_uid}",
-                "127.0.0.1",
-                str(orthanc.dicom_port),
-            ],
-            check=True,
-            env=_dcmtk_env(tuned),
-            capture_output=True,
-        )
-    finally:
-        storescp.terminate()
-        storescp.wait()
-
-
-@contextmanager
-def dcmtk_get(
-    orthanc: OrthancServer, study_uid: str, out: Path, tuned: bool
-) -> Iterator[Callable[[], None]]:
-    yield lambda: subprocess.run(
-        [
-            str(DCMTK / "getscu"),
-            "-S",
-            "-aet",
-            "GETSCU",
-            "-aec",
-            orthanc.ae_title,
-            *_pdu(tuned),
-            "-od",
-            str(out),
-            "-k",
-            "QueryRetrieveLevel=STUDY",
-            "-k",
-            f"StudyInstanceUID={study_uid}",
-            "127.0.0.1",
-            str(orthanc.dicom_port),
-        ],
-        check=True,
-        env=_dcmtk_env(tuned),
-        capture_output=True,
-    )
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 if __name__ == "__main__":

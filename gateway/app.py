@@ -22,10 +22,12 @@ from gateway.api import (
     routes_health,
     routes_jobs,
     routes_links,
+    routes_metrics,
     routes_previews,
     routes_review,
     routes_studies,
 )
+from gateway.api.cors import install_cors
 from gateway.api.fastpath import JobPollFastPath
 from gateway.api.middleware import BodyLimit, RequestLog
 from gateway.api.schemas import Problem
@@ -69,7 +71,7 @@ def create_app(gateway: Gateway, *, keys: KeyStore | None = None) -> FastAPI:
 
     problems.install(app)
     errors.install(app)
-    for module in (routes_health, routes_fetches, routes_jobs):
+    for module in (routes_health, routes_metrics, routes_fetches, routes_jobs):
         app.include_router(module.router, responses=_ERROR_RESPONSES)
     # Study responses carry the configured viewer links (see gateway.core.viewer_links).
     app.include_router(
@@ -89,6 +91,7 @@ def create_app(gateway: Gateway, *, keys: KeyStore | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(JobPollFastPath, gateway=gateway)
     app.add_middleware(RequestLog)
+    install_cors(app, gateway.settings.cors_allowed_origins)  # outermost: preflights first
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

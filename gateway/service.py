@@ -119,6 +119,7 @@ class Gateway:
         self._workers = settings.workers
 
     def start(self, *, workers: int | None = None) -> None:
+        self.practice.start_reporting()  # first: a start-up failure below reaches Rollbar
         self.pushes.start()
         # Pushes a crash kept from being matched: found before the SCP takes new ones.
         recover_unmatched_pushes(self.pushes, self.jobs)
@@ -167,12 +168,19 @@ class Gateway:
             self.pool.start()
 
     def submit_fetch(
-        self, request: FetchRequest, *, idempotency: str | None = None, api_key_id: str = ""
+        self,
+        request: FetchRequest,
+        *,
+        idempotency: str | None = None,
+        api_key_id: str = "",
+        key_name: str | None = None,
     ) -> tuple[jobs.Job, bool]:
         """Queue a fetch, or return the job already doing it (see gateway.fetch.submit).
 
         Raises UnknownPacs, IdempotencyConflict, PatientNotResolvable (all FetchRefused)."""
-        return self.submitter.submit(request, idempotency=idempotency, api_key_id=api_key_id)
+        return self.submitter.submit(
+            request, idempotency=idempotency, api_key_id=api_key_id, key_name=key_name
+        )
 
     def _submit_for_practice(
         self, request: FetchRequest, *, idempotency: str | None = None, api_key_id: str = ""
@@ -224,6 +232,8 @@ class Gateway:
             ) as pool:
                 for name, check in zip(names, pool.map(self._check_pacs, names), strict=True):
                     checks[f"pacs:{name}"] = check
+        for name, (ok, detail) in self.practice.readiness().items():  # r4, flynotes, sqs
+            checks[name] = Check(ok, detail)
         return Readiness(checks)
 
     def _check_database(self) -> Check:

@@ -8,6 +8,7 @@ so a worker whose lease expired cannot overwrite what the job's new owner does.
 from __future__ import annotations
 
 import builtins
+import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,8 @@ from jobs.models import JobEventRecord, JobRecord, UTCDateTime
 from jobs.states import ACTIVE_STATES, FINISHED_STATES, Action, JobState, check_transition
 
 Clock = Callable[[], datetime]
+
+log = logging.getLogger("jobs")
 
 # A dedupe INSERT that loses a race retries this many times; more means something else is wrong.
 _SUBMIT_TRIES = 3
@@ -109,6 +112,28 @@ class JobStore:
             found = {JobState(state): int(n) for state, n in s.execute(query)}
         return {state: found.get(state, 0) for state in JobState}
 
+    def finished_runs(
+        self, kind: str, limit: int = 10_000
+    ) -> builtins.list[tuple[str, float, dict[str, Any]]]:
+        """(state, seconds from start to finish, progress) of the newest finished jobs of
+        `kind` that ran, newest first: what duration and size histograms are built from."""
+        query = (
+            select(JobRecord.state, JobRecord.started_at, JobRecord.finished_at, JobRecord.progress)
+            .where(
+                JobRecord.kind == kind,
+                JobRecord.state.in_([state.value for state in FINISHED_STATES]),
+                JobRecord.started_at.is_not(None),
+                JobRecord.finished_at.is_not(None),
+            )
+            .order_by(JobRecord.finished_at.desc())
+            .limit(limit)
+        )
+        with self._read() as s:
+            return [
+                (state, max(0.0, (finished - started).total_seconds()), dict(progress or {}))
+                for state, started, finished, progress in s.execute(query)
+            ]
+
     def events(self, job_id: str) -> builtins.list[JobEvent]:
         """The job's history, oldest first."""
         with self._read() as s:
@@ -137,14 +162,23 @@ class JobStore:
     # -- submitting and user actions ---------------------------------------------------
 
     def submit(
-        self, kind: str, params: dict[str, Any], *, dedupe_key: str | None = None
+        self,
+        kind: str,
+        params: dict[str, Any],
+        *,
+        dedupe_key: str | None = None,
+        submitted_by: str | None = None,
     ) -> tuple[Job, bool]:
         """Queue a job; with a dedupe_key, return the active job of the same kind+key instead
-        if there is one. The bool says whether a new job was created."""
+        if there is one. The bool says whether a new job was created. `submitted_by` (a key
+        or client name, never patient data) goes into the log line only."""
         tries_left = _SUBMIT_TRIES
         while True:
             try:
-                return self._submit_once(kind, params, dedupe_key)
+                job, created = self._submit_once(kind, params, dedupe_key)
+                if created:
+                    _lifecycle("submitted", job, key_name=submitted_by or "-")
+                return job, created
             except IntegrityError:
                 # Another process inserted the same kind+key between our SELECT and INSERT:
                 # the partial unique index refused ours, and the next try finds theirs.
@@ -279,7 +313,9 @@ class JobStore:
             else:
                 note = f"Started by {worker_id}"
             self._event(s, rec, now, f"{note} (attempt {attempt})")
-            return Job.from_record(rec)
+            job = Job.from_record(rec)
+        _lifecycle("started", job, attempt=attempt)
+        return job
 
     def heartbeat(self, job_id: str, worker_id: str, lease_seconds: float) -> bool:
         """Extend the lease; False if the worker no longer holds the job.
@@ -405,7 +441,9 @@ class JobStore:
             if action == Action.RELEASE:
                 rec.attempts = max(0, rec.attempts - 1)
             self._move(s, rec, action, now, message, error=error, next_attempt_at=at)
-            return Job.from_record(rec)
+            job = Job.from_record(rec)
+        _log_outcome(action, job, error)
+        return job
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -474,3 +512,39 @@ class JobStore:
         s: Session, rec: JobRecord, now: datetime, message: str, *, error: str | None = None
     ) -> None:
         s.add(JobEventRecord(job_id=rec.id, at=now, state=rec.state, message=message, error=error))
+
+
+# -- lifecycle log lines -----------------------------------------------------------------------
+# Ids, kinds, counts, bytes, durations and error sentences only: params may name a patient and
+# are never logged. Structured fields go in `extra` (gateway.core.logs shows them as JSON keys).
+
+
+def _lifecycle(event: str, job: Job, level: int = logging.INFO, **fields: Any) -> None:
+    details = " ".join(f"{k}={v}" for k, v in fields.items() if k != "reason")
+    text = f"job {event}: {job.kind} {job.id}" + (f" ({details})" if details else "")
+    if "reason" in fields:
+        text += f": {fields['reason']}"
+    log.log(level, text, extra={"event": event, "job_id": job.id, "kind": job.kind, **fields})
+
+
+def _log_outcome(action: Action, job: Job, error: str | None) -> None:
+    if action == Action.SCHEDULE_RETRY:
+        when = job.next_attempt_at.isoformat(timespec="seconds") if job.next_attempt_at else "-"
+        _lifecycle("retry", job, attempt=job.attempts, next_attempt_at=when, reason=error or "-")
+        return
+    if action == Action.RELEASE:
+        _lifecycle("released", job)
+        return
+    progress = job.progress or {}
+    fields: dict[str, Any] = {
+        "studies": progress.get("studies_done", 0),
+        "instances": progress.get("instances_received", 0),
+        "bytes": progress.get("bytes", 0),
+    }
+    if job.started_at is not None and job.finished_at is not None:
+        fields["duration_s"] = round((job.finished_at - job.started_at).total_seconds(), 1)
+    if action == Action.FAIL:
+        # ERROR: a job that gave up is what operators want in Rollbar (no patient data here).
+        _lifecycle("failed", job, logging.ERROR, **fields, reason=error or "-")
+    else:  # succeeded, needs_review, cancelled
+        _lifecycle(JobState(job.state).value, job, **fields)

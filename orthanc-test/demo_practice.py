@@ -1,11 +1,13 @@
 """An R4 practice database (SQLite) holding the people of the demo PACS studies.
 
 The demo catalog's practice patients (PACS ids R4-1001 ... R4-1006, issuer R4PRACTICE) are R4
-patients 1001 ... 1006 with chart numbers "1001" ... "1006" and the same names, birth dates
-and sex as their studies: with the id rule prefix "R4-", chart number 1003 is PACS id R4-1003.
-The outside id EXT-77812 is the same person as R4-1003 and has no R4 row of its own. Generated
-patients (`testkit.sample_data`) fill the practice around them, with ids and chart numbers
-("C0005000"...) that cannot collide.
+patients 1001 ... 1006 (`PatientCode`, which is also their chart number for the id rule) with
+the same names, birth dates and sex as their studies: with the id rule prefix "R4-", patient
+1003 is PACS id R4-1003. The outside id EXT-77812 is the same person as R4-1003 and has no R4
+row of its own. Generated patients (`testkit.sample_data`) fill the practice around them, from
+PatientCode 5000 on, so they cannot collide. The database is shaped like the default mapping
+(`sys2000`: `Patients` by `PatientCode`, `Forename`, `Surname`, `DOB`...) unless another
+mapping is given.
 
     python orthanc-test/demo_practice.py OUT.db
 """
@@ -23,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from demo_studies import PATIENTS, PRACTICE, DemoPatient
 from pydicom.valuerep import PersonName
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
-from r4.database import create_r4_engine
-from r4.schema import patients
-from testkit.sample_data import generate_practice
+from r4.database import create_r4_engine, r4_tables
+from r4.mapping import R4Mapping
+from testkit.sample_data import generate_practice, insert_patients
 
 ID_PREFIX = "R4-"
 GENERATED_FIRST_ID = 5000
@@ -48,41 +50,47 @@ def r4_patient_id(pacs_patient_id: str) -> int:
     return int(pacs_patient_id.removeprefix(ID_PREFIX))
 
 
-def _row(patient: DemoPatient) -> dict[str, object]:
+def _fields(patient: DemoPatient) -> dict[str, object]:
+    """The demo person by logical field name (`r4.mapping.PATIENT_FIELDS`)."""
     name = PersonName(patient.name)
     born = patient.birth_date
     return {
-        "PatientID": r4_patient_id(patient.patient_id),
-        "ChartNumber": chart_number(patient),
-        "FirstName": name.given_name,
-        "LastName": name.family_name,
-        "BirthDate": date(int(born[:4]), int(born[4:6]), int(born[6:])),
-        "Sex": patient.sex,
-        "Active": 1,
+        "patient_id": r4_patient_id(patient.patient_id),
+        "chart_number": chart_number(patient),
+        "forename": name.given_name,
+        "surname": name.family_name,
+        "birth_date": date(int(born[:4]), int(born[4:6]), int(born[6:])),
+        "sex": patient.sex,
+        "active": 1,
     }
 
 
 def write_demo_practice(
-    path: Path | str, *, generated: int = GENERATED_COUNT, seed: int = 4
+    path: Path | str,
+    *,
+    generated: int = GENERATED_COUNT,
+    seed: int = 4,
+    mapping: R4Mapping | None = None,
 ) -> str:
-    """Create the R4 database at `path` (replacing nothing: the file must not exist yet) and
-    return its SQLAlchemy URL."""
+    """Create the R4 database at `path` (replacing nothing: the file must not exist yet),
+    shaped like `mapping` (default: the `sys2000` preset), and return its SQLAlchemy URL."""
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"{path} exists already")
     url = f"sqlite:///{path}"
-    engine = create_r4_engine(url)
+    engine = create_r4_engine(url, mapping)
     try:
         generate_practice(
             engine, generated, seed=seed, first_id=GENERATED_FIRST_ID, history_per_patient=0.5
         )
-        rows = [_row(p) for p in demo_people()]
-        with engine.begin() as conn:
-            taken = set(conn.scalars(select(patients.c.PatientID)))
-            clash = taken & {r["PatientID"] for r in rows}
-            if clash:  # generate_practice's ids start far above the demo ones
-                raise ValueError(f"generated R4 ids collide with the demo people: {sorted(clash)}")
-            conn.execute(insert(patients), rows)
+        people = [_fields(p) for p in demo_people()]
+        id_column = r4_tables(engine).patient_id
+        with engine.connect() as conn:
+            taken = {str(v).strip() for v in conn.scalars(select(id_column)) if v is not None}
+        clash = taken & {str(p["patient_id"]) for p in people}
+        if clash:  # generate_practice's ids start far above the demo ones
+            raise ValueError(f"generated R4 ids collide with the demo people: {sorted(clash)}")
+        insert_patients(engine, people, seed=seed)
     finally:
         engine.dispose()
     return url

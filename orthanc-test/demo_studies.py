@@ -12,6 +12,7 @@ multi-series study, an RLE-compressed series and a MONOCHROME1 series.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,8 +29,11 @@ from pydicom.uid import (
     DigitalIntraOralXRayImageStorageForPresentation,
     DigitalXRayImageStorageForPresentation,
     ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
     MRImageStorage,
+    MultiFrameGrayscaleWordSecondaryCaptureImageStorage,
     RLELossless,
+    SecondaryCaptureImageStorage,
     generate_uid,
 )
 from pynetdicom import AE, build_context
@@ -627,6 +631,129 @@ def generate(out_dir: Path, *, ct_slices: int = 240) -> DemoCatalog:
             )
         )
     return DemoCatalog(root=out_dir, patients=PATIENTS, studies=tuple(studies))
+
+
+# -- a study in every transfer syntax a PACS keeps as it got it ---------------------------
+
+MIX_PATIENT = DemoPatient("MIX-0001", "Format^Mix", "19700101", "O", None, OUTSIDE)
+MIX_STUDY_KEY = "format-mix-2025"
+JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
+JPEG_LS_LOSSLESS = "1.2.840.10008.1.2.4.80"
+# (series description, transfer syntax, instances, kind): several syntaxes share the MR class,
+# so a PACS that sends every file of a class in one syntax has to convert some of them.
+_MIX_SERIES: tuple[tuple[str, str, int, str], ...] = (
+    ("MR explicit VR", str(ExplicitVRLittleEndian), 2, "mr"),
+    ("MR implicit VR", str(ImplicitVRLittleEndian), 2, "mr"),
+    ("MR RLE", str(RLELossless), 2, "mr"),
+    ("MR JPEG lossless", JPEG_LOSSLESS_SV1, 2, "mr"),
+    ("MR JPEG-LS lossless", JPEG_LS_LOSSLESS, 2, "mr"),
+    ("Photo RGB", str(ExplicitVRLittleEndian), 1, "rgb"),
+    ("Multi-frame RLE", str(RLELossless), 1, "multiframe"),
+)
+_DCMTK_ENCODERS = {
+    JPEG_LOSSLESS_SV1: ["dcmcjpeg", "+e1"],
+    JPEG_LS_LOSSLESS: ["dcmcjpls", "+el"],
+}
+
+
+def generate_format_mix(out_dir: Path) -> DemoStudy:
+    """One small study whose series use the syntaxes, photometrics and frame counts a PACS
+    must pass through untouched. JPEG files are encoded with DCMTK (dcmcjpeg, dcmcjpls)."""
+    out_dir = Path(out_dir)
+    spec = StudySpec(MIX_STUDY_KEY, MIX_PATIENT.patient_id, "20250301", "120000", "Format mix", ())
+    study_uid = str(uid(spec.key))
+    rng = np.random.default_rng(hash_key(spec.key))
+    series = []
+    for number, (description, syntax, count, kind) in enumerate(_MIX_SERIES, start=1):
+        sop_class = {
+            "mr": MRImageStorage,
+            "rgb": SecondaryCaptureImageStorage,
+            "multiframe": MultiFrameGrayscaleWordSecondaryCaptureImageStorage,
+        }[kind]
+        modality = "MR" if kind == "mr" else "OT"
+        instances = []
+        for index in range(count):
+            ds = _base_dataset(MIX_PATIENT, spec, study_uid, sop_class, modality)
+            ds.SeriesDescription = description
+            ds.SOPInstanceUID = uid(spec.key, number, index)
+            ds.SeriesInstanceUID = uid(spec.key, number)
+            ds.SeriesNumber, ds.InstanceNumber = number, index + 1
+            if kind == "mr":
+                _mr_attributes(ds, index)
+                ds.FrameOfReferenceUID = uid(spec.key, number, "for")
+                ds.PositionReferenceIndicator = ""
+                _set_pixels(
+                    ds, _to_uint(_noise(rng, (64, 64), 300.0) + 2000, 12), 12, "MONOCHROME2"
+                )
+            elif kind == "rgb":
+                _set_rgb(ds, rng)
+            else:
+                _set_frames(ds, rng, frames=4)
+            path = (
+                out_dir
+                / MIX_PATIENT.patient_id
+                / spec.key
+                / f"{number:02d}"
+                / f"{index + 1:04d}.dcm"
+            )
+            if syntax == str(RLELossless):
+                ds.file_meta = FileMetaDataset()
+                ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+                ds.compress(RLELossless, encoding_plugin="pydicom", generate_instance_uid=False)
+            if syntax in _DCMTK_ENCODERS:
+                plain = path.with_suffix(".plain")
+                _write(ds, plain, ExplicitVRLittleEndian)
+                subprocess.run([*_DCMTK_ENCODERS[syntax], str(plain), str(path)], check=True)
+                plain.unlink()
+            else:
+                _write(ds, path, syntax)
+            instances.append(DemoInstance(str(ds.SOPInstanceUID), path))
+        series.append(
+            DemoSeries(
+                series_uid=str(uid(spec.key, number)),
+                number=number,
+                modality=modality,
+                description=description,
+                sop_class_uid=str(sop_class),
+                transfer_syntax_uid=syntax,
+                photometric="RGB" if kind == "rgb" else "MONOCHROME2",
+                instances=tuple(instances),
+            )
+        )
+    return DemoStudy(
+        key=spec.key,
+        study_uid=study_uid,
+        patient_id=MIX_PATIENT.patient_id,
+        date=spec.date,
+        time=spec.time,
+        description=spec.description,
+        accession=accession_number(spec),
+        series=tuple(series),
+    )
+
+
+def _set_rgb(ds: Dataset, rng: np.random.Generator) -> None:
+    rows, cols = 48, 64
+    y, x = _grid(rows, cols)
+    shape = (rows, cols)
+    red, green = np.broadcast_to((x + 1) * 127, shape), np.broadcast_to((y + 1) * 127, shape)
+    image = np.stack([red, green, _noise(rng, shape, 64.0) + 128], axis=-1)
+    ds.SamplesPerPixel, ds.PlanarConfiguration = 3, 0
+    ds.PhotometricInterpretation = "RGB"
+    ds.Rows, ds.Columns = rows, cols
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.ConversionType = "WSD"
+    ds.PixelData = np.clip(image, 0, 255).astype(np.uint8).tobytes()
+
+
+def _set_frames(ds: Dataset, rng: np.random.Generator, frames: int) -> None:
+    stack = np.stack([_to_uint(_noise(rng, (32, 32), 300.0) + 2000, 12) for _ in range(frames)])
+    _set_pixels(ds, stack[0], 12, "MONOCHROME2")
+    ds.Rows, ds.Columns = stack.shape[1:]
+    ds.NumberOfFrames = frames
+    ds.FrameIncrementPointer = 0x00181063  # FrameTime
+    ds.FrameTime = 100
+    ds.PixelData = stack.tobytes()
 
 
 # -- loading into a PACS -------------------------------------------------------------------

@@ -10,6 +10,13 @@ Enable with ``pytest_plugins = ["pytest_orthanc"]`` in tests/conftest.py.
   earlier test stopped or killed it. Use this one in tests that need it up.
 - ``orthanc_factory`` (function): makes fresh empty servers that a test may
   stop, kill or corrupt freely; all are killed at teardown.
+- ``format_mix`` (session): one small study in every transfer syntax, photometric and
+  frame count a PACS must pass through untouched (see demo_studies.generate_format_mix).
+- ``dcmqrscp`` (session): DCMTK's dcmqrscp, a second and independent PACS, loaded with
+  the format mix and the demo MR study (Explicit VR and RLE); it knows the gateway's AE
+  title as a move destination. Killed with its forked children at teardown.
+- ``orthanc_with_mix`` (function): the shared Orthanc, with the format mix loaded for the
+  test (removed after it).
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ from typing import Any
 
 import demo_studies
 import pytest
-from demo_studies import DemoCatalog
+from dcmqrscp_server import DCMQRSCP_BINARY, DcmqrscpServer
+from demo_studies import DemoCatalog, DemoStudy
 from orthanc_server import HOST, ORTHANC_BINARY, Modality, OrthancServer, free_port
 
 GATEWAY_AET = "PACSGATEWAY"
@@ -116,6 +124,51 @@ def orthanc_factory(tmp_path: Path) -> Iterator[OrthancFactory]:
         server.kill()
 
 
+MIX_COMPANION_STUDY = "dubois-ext-mr-2024"  # three series, Explicit VR and RLE
+
+
+@pytest.fixture(scope="session")
+def format_mix(tmp_path_factory: pytest.TempPathFactory) -> DemoStudy:
+    return demo_studies.generate_format_mix(tmp_path_factory.mktemp("format-mix"))
+
+
+@pytest.fixture(scope="session")
+def dcmqrscp(
+    tmp_path_factory: pytest.TempPathFactory,
+    demo_catalog: DemoCatalog,
+    format_mix: DemoStudy,
+    gateway_modality: Modality,
+) -> Iterator[DcmqrscpServer]:
+    if not DCMQRSCP_BINARY.exists():
+        pytest.fail(
+            f"{DCMQRSCP_BINARY} is missing: install Debian's dcmtk package (./dev test does).",
+            pytrace=False,
+        )
+    server = DcmqrscpServer(
+        tmp_path_factory.mktemp("dcmqrscp"), hosts={GATEWAY_MODALITY: gateway_modality}
+    )
+    try:
+        server.start()
+        started = time.perf_counter()
+        server.load([*format_mix.files, *demo_catalog.study(MIX_COMPANION_STUDY).files])
+        _report(f"studies loaded into dcmqrscp in {time.perf_counter() - started:.1f} s")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def orthanc_with_mix(
+    orthanc_running: OrthancServer, format_mix: DemoStudy
+) -> Iterator[OrthancServer]:
+    """The shared Orthanc with the format mix loaded for this test only: other tests count
+    what the shared server holds."""
+    demo_studies.store(format_mix.files, HOST, orthanc_running.dicom_port, orthanc_running.ae_title)
+    yield orthanc_running
+    if orthanc_running.is_running:
+        orthanc_running.delete_study(format_mix.study_uid)
+
+
 def _report(message: str) -> None:
     # Shown with -s or in the captured output of a failing test; cheap either way.
     print(f"[pytest_orthanc] {message}")
@@ -125,10 +178,13 @@ __all__ = [
     "GATEWAY_AET",
     "GATEWAY_MODALITY",
     "OrthancFactory",
+    "dcmqrscp",
     "demo_catalog",
+    "format_mix",
     "gateway_modality",
     "gateway_scp_port",
     "orthanc",
     "orthanc_factory",
     "orthanc_running",
+    "orthanc_with_mix",
 ]

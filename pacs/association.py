@@ -12,6 +12,7 @@ from pynetdicom import AE, _config
 from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
 
+from pacs import observe
 from pacs.errors import AssociationRejected, PacsUnreachable
 from pacs.models import Peer
 
@@ -63,6 +64,7 @@ def open_association(
             evt_handlers=list(evt_handlers or []),
         )
         if not assoc.is_established:
+            observe.association_failed(peer.name)
             raise _association_error(peer, assoc, calling_ae_title)
         try:
             yield assoc

@@ -7,6 +7,7 @@ import time
 from pynetdicom import build_context
 from pynetdicom.sop_class import Verification
 
+from pacs import observe
 from pacs.association import open_association
 from pacs.errors import dimse_failure
 from pacs.models import Peer
@@ -21,4 +22,6 @@ def echo(peer: Peer, calling_ae_title: str) -> float:
         raise dimse_failure("C-ECHO", 0xC000, peer.label, "no answer")
     if status.Status != 0x0000:
         raise dimse_failure("C-ECHO", int(status.Status), peer.label)
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    observe.echo_answered(peer.name, seconds)
+    return seconds

@@ -73,6 +73,16 @@ class RetrieveIncomplete(PacsError):
         self.expected = expected
 
 
+class SubOperationsFailed(PacsError):
+    """The PACS would not send some images in any way we offered: a configuration matter
+    (a transfer syntax it cannot convert, a storage class not proposed), not a passing fault."""
+
+    def __init__(self, message: str, *, missing: int, expected: int) -> None:
+        super().__init__(message)
+        self.missing = missing
+        self.expected = expected
+
+
 class RetrieveCancelled(PacsError):
     """Someone asked to stop; the association was aborted on purpose."""
 

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-RetrieveMethod = Literal["move", "get"]
+# "auto": C-GET first (it needs no configuration on the PACS), C-MOVE when C-GET cannot bring
+# every image (and the other way round is not needed: C-MOVE needs the PACS to know us).
+RetrieveMethod = Literal["move", "get", "auto"]
 
 # C-FIND reads these as wildcards (`*`, `?`) and as a value separator (`\\`): in a value that
 # came from outside they would widen a query for one patient to several.
@@ -159,5 +161,6 @@ class Instance:
     study_uid: str
     series_uid: str
     sop_instance_uid: str
-    sop_class_uid: str = ""
+    sop_class_uid: str = ""  # some PACS (dcmqrscp) do not return it at IMAGE level
     number: int | None = None
+    modality: str = ""  # the series' Modality

@@ -82,6 +82,7 @@ def find_instances(peer: Peer, calling_ae_title: str, study_uid: str) -> list[In
                     sop_instance_uid=str(a.SOPInstanceUID),
                     sop_class_uid=str(a.get("SOPClassUID", "") or ""),
                     number=int_value(a.get("InstanceNumber")),
+                    modality=series.modality,
                 )
                 for a in _find(assoc, peer, ds)
                 if a.get("SOPInstanceUID")

@@ -51,12 +51,24 @@ def receive_into(store: StudyStore) -> None:
     )
 
 
-def store_handler(store: StudyStore, on_stored: InstanceListener) -> Callable[[Event], int]:
-    """An EVT_C_STORE handler that files the instance and tells `on_stored` about it."""
+def store_handler(
+    store: StudyStore,
+    on_stored: InstanceListener,
+    on_store_failed: Callable[[], None] | None = None,
+) -> Callable[[Event], int]:
+    """An EVT_C_STORE handler that files the instance and tells `on_stored` about it, or
+    `on_store_failed` when our own disk refused it (the sender counts a failed sub-operation
+    that is our fault, not the PACS's)."""
 
     def handle(event: Event) -> int:
         temp_path = Path(event.dataset_path)
         calling = event.assoc.requestor.ae_title
+        # pynetdicom keeps its write handle open until the handler returns (its data is
+        # flushed). On Windows an open file cannot be unlinked, so close it first; pynetdicom's
+        # own close and unlink afterwards are then no-ops.
+        written = getattr(event.request, "_dataset_file", None)
+        if written is not None:
+            written.close()
         try:
             stored = _file_instance(store, temp_path, event, calling)
         except (MalformedDataset, InvalidUID) as exc:
@@ -64,6 +76,8 @@ def store_handler(store: StudyStore, on_stored: InstanceListener) -> Callable[[E
             return STATUS_CANNOT_UNDERSTAND
         except OSError as exc:
             log.error("Could not write a received instance to the store: %s", exc.strerror)
+            if on_store_failed is not None:
+                on_store_failed()
             return STATUS_OUT_OF_RESOURCES
         finally:
             # pynetdicom leaves C-GET temp files behind; the store has linked what it keeps.

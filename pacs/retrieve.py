@@ -2,7 +2,8 @@
 
 What counts is what landed in the store, not what the PACS says: the study's instance list
 comes from an IMAGE-level C-FIND, arrivals are counted as files are filed, and only what is
-still missing is asked for again.
+still missing is asked for again. A request the PACS refused (failed sub-operations) is never
+repeated unchanged: the next one changes course (other contexts, other syntaxes, C-MOVE).
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     JPEG2000,
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -40,13 +43,16 @@ from pacs.errors import (
     PacsError,
     RetrieveCancelled,
     RetrieveIncomplete,
+    SubOperationsFailed,
     dimse_failure,
     move_destination_unknown,
+    status_meaning,
 )
 from pacs.models import Instance, LocalNode, Peer
-from pacs.query import find_instances
+from pacs.query import find_instances, find_series
 from pacs.receive import discard_partial, receive_into, store_handler
 from pacs.scp import StorageSCP
+from pacs.storage_classes import BROAD, class_name, implied_by
 from pacs.store import StoredInstance, StudyStore
 
 STATUS_PENDING = (0xFF00, 0xFF01)
@@ -88,6 +94,38 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+# One sentence for the job's events: a retrieve changed course (assumed contexts, fallbacks).
+NoticeCallback = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One way of asking: C-MOVE, or C-GET offering these classes in these syntaxes."""
+
+    method: Literal["move", "get"]
+    classes: tuple[str, ...] = ()
+    syntaxes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.method == "move":
+            return "C-MOVE"
+        if len(self.syntaxes) == 1:
+            return f"C-GET offering {UID(self.syntaxes[0]).name} only"
+        return "C-GET offering every common transfer syntax"
+
+
+@dataclass
+class _Outcome:
+    """How one request ended: `failed` sub-operations the PACS itself reported."""
+
+    failed: int = 0
+    status: int = 0
+    comment: str = ""
+
+    def add(self, other: _Outcome) -> None:
+        self.failed += other.failed
+        if other.status:
+            self.status, self.comment = other.status, other.comment
 
 
 @dataclass(frozen=True)
@@ -99,6 +137,8 @@ class FetchResult:
     bytes_received: int
     requests: int
     instances: tuple[Instance, ...] = ()
+    # What the retrieve had to decide on its own (also passed to `notice` as it happens).
+    notices: tuple[str, ...] = field(default=())
 
 
 class Retriever:
@@ -120,6 +160,8 @@ class Retriever:
         cancelled: Callable[[], bool] | None = None,
         max_requests: int = 3,
         expected: int | None = None,
+        notice: NoticeCallback | None = None,
+        modalities: Sequence[str] = (),
     ) -> FetchResult:
         """Make every instance the PACS lists for the study present in the store.
 
@@ -127,33 +169,97 @@ class Retriever:
         second association (measured: the two overlap well for C-MOVE; for C-GET they compete
         for the same process and the listing goes first). `expected`, the count the
         STUDY-level answer announced, is the progress total until the list is read.
-        Raises `RetrieveIncomplete` (transient) if instances are still missing after
-        `max_requests` retrieves; other `PacsError`s as the PACS or network dictate.
+        `modalities`, the study's as the STUDY-level answer gave them, let a C-GET start
+        the same way, proposing the storage classes they imply.
+
+        When the PACS itself reports failed sub-operations, asking the same way again would
+        fail the same way: the next request changes course instead (C-GET offering one
+        transfer syntax at a time, since some PACS send every image of a class in the
+        first syntax accepted for it; then C-MOVE for "auto"), each change told to `notice`.
+        Raises `SubOperationsFailed` (not transient) when no way is left,
+        `RetrieveIncomplete` (transient) if instances are still missing after `max_requests`
+        plain repeats; other `PacsError`s as the PACS or network dictate.
         """
+        notices: list[str] = []
+
+        def note(message: str) -> None:
+            notices.append(message)
+            if notice is not None:
+                notice(message)
+
         tally = _Tally(study_uid, expected, progress)
-        requests = 0
+        requests = repeats = 0
+        outcome: _Outcome | None = None
         fresh = not self.store.study_dir(study_uid).exists()
-        if fresh and peer.retrieve_method == "move":
+        if fresh and not modalities and peer.retrieve_method in ("get", "auto"):
+            # One SERIES-level answer per series is cheap next to the IMAGE-level listing,
+            # and its modalities are enough to start (dcmqrscp gives none at STUDY level).
+            modalities = sorted(
+                {s.modality for s in find_series(peer, self.local.ae_title, study_uid)}
+            )
+        early = _early_attempt(peer, fresh, modalities)
+        if early is not None:
+            # The listing (one C-FIND per series) runs beside the first retrieve: it only
+            # has to tell, afterwards, what is still missing.
             with ThreadPoolExecutor(1, thread_name_prefix="instance-list") as lister:
                 listing = lister.submit(find_instances, peer, self.local.ae_title, study_uid)
-                self._move(peer, _identifier("STUDY", study_uid), tally, cancelled)
-                requests = 1
+                identifier = _identifier("STUDY", study_uid)
+                outcome = self._retrieve(peer, identifier, tally, cancelled, early)
                 instances = listing.result()
         else:
             instances = find_instances(peer, self.local.ae_title, study_uid)
         already = tally.expect(instances, self.store)
-        classes = sorted({i.sop_class_uid for i in instances})
-        while tally.missing and requests < max_requests:
+        attempts = iter(list(self._attempts(peer, instances, note)))
+        if early is not None and early.method == "move":
+            next(attempts)  # the C-MOVE just made is the first way of asking
+        attempt = early or next(attempts)
+        tried: list[_Attempt] = []
+        last = _Outcome()
+        while True:
+            if outcome is not None:
+                requests += 1
+                tried.append(attempt)
+                if outcome.status:
+                    last = outcome
+                if not tally.missing:
+                    break
+                if outcome.failed and not tally.store_failures:
+                    following = next((a for a in attempts if a != attempt), None)
+                    if following is None:
+                        raise self._refused(peer, instances, tally, tried, last)
+                    if following.method != attempt.method or len(attempt.syntaxes) != 1:
+                        note(
+                            f"The PACS {peer.label} could not send {len(tally.missing)} images "
+                            f"by {attempt.describe()}; trying {following.describe()}"
+                            + (
+                                " and the other syntaxes one at a time."
+                                if following.method == "get"
+                                else "."
+                            )
+                        )
+                    attempt, outcome = following, None
+                    continue
+                repeats += 1
+                if repeats >= max_requests:
+                    break
+            if not tally.missing:
+                break
             if cancelled is not None and cancelled():
                 raise RetrieveCancelled(f"The retrieve from {peer.label} was cancelled.")
+            outcome = _Outcome()
             for identifier in _identifiers(study_uid, instances, tally.missing):
-                self._retrieve(peer, identifier, tally, cancelled, classes)
-            requests += 1
+                outcome.add(self._retrieve(peer, identifier, tally, cancelled, attempt))
         if tally.missing:
             missing = len(tally.missing)
+            ours = (
+                f"; the gateway could not write {tally.store_failures} arriving images to its "
+                "own store (disk full or not writable)"
+                if tally.store_failures
+                else ""
+            )
             raise RetrieveIncomplete(
                 f"{missing} of {len(instances)} images of a study did not arrive from "
-                f"{peer.label} after {requests} requests.",
+                f"{peer.label} after {requests} requests{ours}.",
                 missing=missing,
                 expected=len(instances),
             )
@@ -164,7 +270,76 @@ class Retriever:
             already_present=already,
             bytes_received=tally.bytes_received,
             requests=requests,
-            instances=tuple(instances),
+            instances=tuple(
+                i
+                if i.sop_class_uid or not tally.classes.get(i.sop_instance_uid)
+                else replace(i, sop_class_uid=tally.classes[i.sop_instance_uid])
+                for i in instances
+            ),
+            notices=tuple(notices),
+        )
+
+    def _attempts(
+        self, peer: Peer, instances: Sequence[Instance], note: NoticeCallback
+    ) -> Iterator[_Attempt]:
+        """The ways to ask, in order; the next one is used only when the PACS refused."""
+        if peer.retrieve_method in ("get", "auto"):
+            # Evaluated at once (not lazily) so the caller hears what was assumed.
+            classes, assumed = _get_classes(instances, note)
+            yield _Attempt("get", classes, GET_TRANSFER_SYNTAXES)
+            # One syntax per round: a PACS that sends every image of a class in the first
+            # syntax accepted for it (dcmqrscp) gets one chance per syntax. With classes
+            # only assumed, the rounds also offer the broad set (one context per class).
+            # Uncompressed syntaxes such a PACS converts between itself: Explicit VR is
+            # worth a round only for the classes added, Implicit VR comes last.
+            wider = tuple(dict.fromkeys((*classes, *BROAD))) if assumed else classes
+            rounds = [ts for ts in GET_TRANSFER_SYNTAXES if ts != ImplicitVRLittleEndian]
+            for syntax in [*rounds[0 if assumed else 1 :], ImplicitVRLittleEndian]:
+                yield _Attempt("get", wider[: MAX_CONTEXTS - 1], (syntax,))
+        if peer.retrieve_method == "move" or (
+            peer.retrieve_method == "auto" and self.scp is not None
+        ):
+            yield _Attempt("move")
+
+    def _refused(
+        self,
+        peer: Peer,
+        instances: Sequence[Instance],
+        tally: _Tally,
+        tried: Sequence[_Attempt],
+        last: _Outcome,
+    ) -> SubOperationsFailed:
+        missing = tally.missing or set()
+        kinds = sorted(
+            {
+                class_name(i.sop_class_uid) if i.sop_class_uid else f"modality {i.modality or '?'}"
+                for i in instances
+                if i.sop_instance_uid in missing
+            }
+        )
+        methods = " or ".join(sorted({f"C-{a.method.upper()}" for a in tried}))
+        syntaxes = [UID(ts).name for ts in dict.fromkeys(t for a in tried for t in a.syntaxes)]
+        offered = f" offering {', '.join(syntaxes)}" if syntaxes else ""
+        status = ""
+        if last.status:
+            meaning = status_meaning(
+                "C-MOVE" if tried[-1].method == "move" else "C-GET", last.status
+            )
+            status = f", last status 0x{last.status:04X} {meaning}"
+            if last.comment:
+                status += f" ({last.comment})"
+        hint = (
+            " Ask the PACS administrator to let it send these images as stored "
+            "(the transfer syntax it holds them in) or to convert them"
+        )
+        if peer.retrieve_method != "auto":
+            hint += ', or set this PACS\'s retrieve_method to "auto" to try C-GET and C-MOVE'
+        return SubOperationsFailed(
+            f"The PACS {peer.label} did not send {len(missing)} of {len(instances)} images "
+            f"({'; '.join(kinds)}) by {methods}"
+            f"{offered}{status}.{hint}; retrying unchanged will not help.",
+            missing=len(missing),
+            expected=len(instances),
         )
 
     def _retrieve(
@@ -173,16 +348,15 @@ class Retriever:
         identifier: Dataset,
         tally: _Tally,
         cancelled: Callable[[], bool] | None,
-        sop_classes: Sequence[str],
-    ) -> None:
-        if peer.retrieve_method == "get":
-            self._get(peer, identifier, tally, cancelled, sop_classes)
-        else:
-            self._move(peer, identifier, tally, cancelled)
+        attempt: _Attempt,
+    ) -> _Outcome:
+        if attempt.method == "get":
+            return self._get(peer, identifier, tally, cancelled, attempt)
+        return self._move(peer, identifier, tally, cancelled)
 
     def _move(
         self, peer: Peer, identifier: Dataset, tally: _Tally, cancelled: Callable[[], bool] | None
-    ) -> None:
+    ) -> _Outcome:
         if self.scp is None:
             raise PacsError("C-MOVE needs the gateway's Storage SCP running to receive images.")
         with open_association(
@@ -197,12 +371,13 @@ class Retriever:
             # Marks what lands for this study as asked for (not an unsolicited push), up to
             # the last straggler.
             expecting = self.scp.expecting(tally.state.study_uid)
+            failures_before = self.scp.store_failures
             try:
                 with expecting:
                     with watchdog:
                         responses = assoc.send_c_move(identifier, self.local.ae_title, MoveModel)
                         final = _follow(responses, tally, watchdog)
-                    _check_final(
+                    outcome = _check_final(
                         "C-MOVE",
                         final,
                         peer,
@@ -213,6 +388,10 @@ class Retriever:
                     tally.wait_settled(self.settle_seconds)
             finally:
                 self.scp.remove_listener(listener)
+        # Another study's arrival failing at the same time counts here too: erring towards
+        # "our fault" only means a plain repeat instead of a change of course.
+        tally.store_failures += self.scp.store_failures - failures_before
+        return outcome
 
     def _get(
         self,
@@ -220,24 +399,27 @@ class Retriever:
         identifier: Dataset,
         tally: _Tally,
         cancelled: Callable[[], bool] | None,
-        sop_classes: Sequence[str],
-    ) -> None:
+        attempt: _Attempt,
+    ) -> _Outcome:
         receive_into(self.store)
-        classes = sorted({c for c in sop_classes if c})
+        classes = list(attempt.classes)
         watchdog_box: list[_Watchdog] = []
 
         def landed(stored: StoredInstance) -> None:
             watchdog_box[0].touch()
             tally.landed(stored)
 
+        def store_failed() -> None:
+            tally.store_failures += 1
+
         handlers = [
-            (evt.EVT_C_STORE, store_handler(self.store, landed)),
+            (evt.EVT_C_STORE, store_handler(self.store, landed, store_failed)),
             (evt.EVT_CONN_CLOSE, discard_partial),
         ]
         with open_association(
             peer,
             self.local.ae_title,
-            _get_contexts(classes),
+            _get_contexts(classes, attempt.syntaxes),
             ext_neg=[build_role(uid, scp_role=True) for uid in classes],
             evt_handlers=handlers,
             maximum_pdu_size=self.local.maximum_pdu_size,
@@ -246,7 +428,7 @@ class Retriever:
             watchdog_box.append(watchdog)
             with watchdog:
                 final = _follow(assoc.send_c_get(identifier, GetModel), tally, watchdog)
-            _check_final(
+            return _check_final(
                 "C-GET", final, peer, self.local.ae_title, watchdog, tally.any_sub_operations
             )
 
@@ -264,6 +446,11 @@ class _Tally:
         self._lock = threading.Condition()
         self._progress_cb = progress
         self._arrived: set[str] = set()
+        # SOP class of each arrival, as the sender declared it: fills in what the listing
+        # lacked (dcmqrscp lists none).
+        self.classes: dict[str, str] = {}
+        # Arrivals our own store could not write: failures that are ours, not the PACS's.
+        self.store_failures = 0
         self.missing: set[str] | None = None
         self.bytes_received = 0
         self.state = Progress(study_uid, expected or 0, 0)
@@ -290,6 +477,7 @@ class _Tally:
             if sop in self._arrived or (self.missing is not None and sop not in self.missing):
                 return
             self._arrived.add(sop)
+            self.classes[sop] = stored.sop_class_uid
             if self.missing is not None:
                 self.missing.discard(sop)
             if stored.new:
@@ -410,7 +598,8 @@ def _check_final(
     our_aet: str,
     watchdog: _Watchdog,
     sub_operations_ran: bool,
-) -> None:
+) -> _Outcome:
+    """The outcome of a final status; raises for failures that are not about images."""
     if watchdog.reason == "cancelled":
         raise RetrieveCancelled(f"The retrieve from {peer.label} was cancelled.")
     if watchdog.reason == "idle":
@@ -422,10 +611,14 @@ def _check_final(
         raise AssociationAborted(f"The PACS {peer.label} broke off the {operation}.")
     code = int(final.Status)
     comment = str(final.get("ErrorComment", "") or "")
-    # A partial result is not success, but the missing instances are re-requested by the
-    # caller, so it is not an error here.
-    if code in (0x0000, STATUS_PARTIAL):
-        return
+    failed = _int_or_none(final.get("NumberOfFailedSuboperations")) or 0
+    if code == 0x0000:
+        return _Outcome(failed, code, comment)
+    # The PACS tried and some images failed (0xB000), or all did (dcmqrscp answers 0xA702
+    # when it has no context for a class or cannot convert a file): the caller changes
+    # course for what is missing; it is not an error of the association.
+    if code == STATUS_PARTIAL or failed:
+        return _Outcome(max(failed, 1), code, comment)
     if code == STATUS_MOVE_DESTINATION_UNKNOWN or _names_unknown_destination(comment):
         raise move_destination_unknown(peer.label, our_aet, code)
     error = dimse_failure(operation, code, peer.label, comment)
@@ -489,17 +682,58 @@ def _identifier(
     return ds
 
 
-def _get_contexts(sop_classes: Sequence[str]) -> list[PresentationContext]:
+def _early_attempt(peer: Peer, fresh: bool, modalities: Sequence[str]) -> _Attempt | None:
+    """How to start retrieving a study not yet in the store before its listing is read."""
+    if not fresh:
+        return None
+    if peer.retrieve_method == "move":
+        return _Attempt("move")
+    implied = [implied_by(m) for m in modalities]
+    if not implied or any(c is None for c in implied):
+        return None
+    classes = tuple(dict.fromkeys(u for c in implied for u in c or ()))
+    return _Attempt("get", classes, GET_TRANSFER_SYNTAXES)
+
+
+def _get_classes(
+    instances: Sequence[Instance], note: NoticeCallback
+) -> tuple[tuple[str, ...], bool]:
+    """The storage classes to propose, and whether any were assumed rather than listed."""
+    listed = {i.sop_class_uid for i in instances if i.sop_class_uid}
+    unlisted = [i for i in instances if not i.sop_class_uid]
+    if not unlisted:
+        return tuple(sorted(listed)), False
+    modalities = sorted({i.modality for i in unlisted})
+    implied = [implied_by(m) for m in modalities]
+    if all(c is not None for c in implied):
+        classes = tuple(dict.fromkeys((*sorted(listed), *(u for c in implied for u in c or ()))))
+        note(
+            "The PACS did not say which kinds of images this study holds; asked for those "
+            f"its modalities ({', '.join(modalities)}) imply."
+        )
+        return classes, True
+    note("The PACS did not say which kinds of images this study holds; asked for all common ones.")
+    return tuple(dict.fromkeys((*sorted(listed), *BROAD)))[: MAX_CONTEXTS - 1], True
+
+
+def _get_contexts(
+    sop_classes: Sequence[str], syntaxes: Sequence[str] = GET_TRANSFER_SYNTAXES
+) -> list[PresentationContext]:
+    """Each class in each syntax, in its own context, within one association's 128.
+
+    One syntax per context lets a PACS pick the context matching how it holds each file
+    (Orthanc does); classes beyond the room get fewer syntaxes, uncompressed first.
+    """
     room = MAX_CONTEXTS - 1
-    per_class = max(1, min(len(GET_TRANSFER_SYNTAXES), room // max(1, len(sop_classes))))
     if len(sop_classes) > room:
         raise PacsError(
             f"The study holds {len(sop_classes)} kinds of object, more than one C-GET "
             "association can carry; configure this PACS for C-MOVE."
         )
+    per_class = max(1, min(len(syntaxes), room // max(1, len(sop_classes))))
     contexts = [build_context(GetModel)]
     for uid in sop_classes:
-        contexts += [build_context(uid, ts) for ts in GET_TRANSFER_SYNTAXES[:per_class]]
+        contexts += [build_context(uid, ts) for ts in syntaxes[:per_class]]
     return contexts
 
 

@@ -5,6 +5,9 @@ Two kinds of subscriber:
 - receipt listeners hear, once an association has ended (released, aborted or cut off), of
   everything it delivered, with the studies a retrieve of this process was waiting for
   (`expecting`) told apart from the rest: those are the unsolicited pushes.
+
+Files are kept as the sender has them: each storage context is accepted in the first transfer
+syntax the sender proposes, so no sender is ever asked to convert.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, _config, evt
 from pynetdicom.association import Association
 from pynetdicom.events import Event
 from pynetdicom.sop_class import Verification
@@ -49,6 +52,20 @@ class AssociationReceipt:
 ReceiptListener = Callable[[AssociationReceipt], None]
 
 
+def accept_storage_as_proposed() -> None:
+    """Accept, for every storage context, the first transfer syntax the sender proposes.
+
+    pynetdicom's acceptor otherwise walks *our* list and takes our first match: with Implicit
+    VR first, DCMTK rewrote Explicit VR files on the way, and a PACS unable to decompress
+    (dcmqrscp with RLE files) could not send at all. The sender lists first what it holds,
+    so taking its order keeps files as the PACS has them and never asks for a conversion.
+    pynetdicom's unrestricted storage service does exactly this (process-wide; the Storage
+    SCP is this process's only acceptor). It also accepts storage classes pynetdicom does not
+    know; the store handler still refuses any dataset it cannot read.
+    """
+    _config.UNRESTRICTED_STORAGE_SERVICE = True
+
+
 class _Receiving:
     """Collects one association's instances while it runs."""
 
@@ -77,6 +94,8 @@ class StorageSCP:
         self._receiving: dict[Association, _Receiving] = {}
         self._lock = threading.Lock()
         self._server: ThreadedAssociationServer | None = None
+        # Instances our own store could not write (disk full, permissions), ever.
+        self.store_failures = 0
 
     @property
     def port(self) -> int:
@@ -86,6 +105,7 @@ class StorageSCP:
 
     def start(self) -> None:
         receive_into(self.store)
+        accept_storage_as_proposed()
         ae = AE(ae_title=self.local.ae_title)
         for context in AllStoragePresentationContexts:
             ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
@@ -159,7 +179,11 @@ class StorageSCP:
                     receiving.requested.add(stored.study_uid)
             self._notify(stored)
 
-        return store_handler(self.store, landed)(event)
+        def failed() -> None:
+            with self._lock:
+                self.store_failures += 1
+
+        return store_handler(self.store, landed, failed)(event)
 
     def _on_close(self, event: Event) -> None:
         discard_partial(event)

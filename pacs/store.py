@@ -11,8 +11,11 @@ import errno
 import os
 import re
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 # DICOM UIDs are digits and dots, at most 64 characters. Checking this is also what keeps a
 # crafted UID ("../..") from writing outside the store.
@@ -102,7 +105,12 @@ class StudyStore:
         for entry in os.scandir(self.incoming):
             pid = _pid_of(entry.name)
             if entry.is_file() and (pid is None or not _process_alive(pid)):
-                Path(entry.path).unlink(missing_ok=True)
+                try:
+                    Path(entry.path).unlink(missing_ok=True)
+                except PermissionError:
+                    # Windows: another process (an antivirus scan, a reused pid) still holds
+                    # it open; the next start tries again.
+                    continue
                 removed += 1
         return removed
 
@@ -119,6 +127,10 @@ def _pid_of(name: str) -> int | None:
 
 
 def _process_alive(pid: int) -> bool:
+    if sys.platform == "win32":
+        # On Windows os.kill(pid, 0) does not test the process: it TERMINATES it. psutil asks
+        # with OpenProcess instead.
+        return psutil.pid_exists(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -2,7 +2,9 @@
 
 Never imports `gateway`, `pacs` or `jobs`; what it needs from them comes in as callables.
 
-- `schema`, `database`, `patients`: R4 tables (guessed names, one module), connection URL, reads
+- `mapping`, `database`, `patients`: which R4 tables/columns hold what (two presets from
+  evidence, remappable in `[r4]`), the connection, the reads (SQL Server 2008 constructs only)
+- `check`, `startup`: `pacs-gateway check`'s R4 part; the start-up order with its exit codes
 - `records`: the typed patient record handed to the gateway
 - `flynotes`, `sync`: the Flynotes API client (docs/flynotes-api.md), bulk upload, full sync
 - `messages`, `handlers`, `commands`: SQS command messages, what they do, the polling loop

@@ -30,6 +30,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from r4 import observe
 from r4.flynotes import SqsAccess, utc_now
 from r4.handlers import LoggingReporter, Reporter, RestartRequested
 from r4.messages import Command, MalformedMessage, UnknownMessageType, parse_command
@@ -202,10 +203,12 @@ class CommandLoop:
         try:
             command = parse_command(message.get("Body", ""))
         except UnknownMessageType as exc:
+            observe.command_handled("unknown", "refused")
             self._reporter.report_message(f"SQS: {exc}", level="warning", extra=context)
             self._retry_later(client, queue_url, receipt)
             return
         except MalformedMessage as exc:
+            observe.command_handled("malformed", "refused")
             self._reporter.report_message(
                 f"SQS: malformed message: {exc}", level="warning", extra=context
             )
@@ -216,16 +219,20 @@ class CommandLoop:
         try:
             self._handler(command)
         except RestartRequested:
+            observe.command_handled(command.type, "done")
             self._delete(client, queue_url, receipt, context)
             raise
         except UploadInterrupted:
+            observe.command_handled(command.type, "interrupted")
             log.info("SQS: %s interrupted by shutdown; it will be redelivered", command.type)
             self._retry_later(client, queue_url, receipt)
             return
         except Exception as exc:
+            observe.command_handled(command.type, "failed")
             self._reporter.report_exception(exc, extra={**context, "where": "command handler"})
             self._retry_later(client, queue_url, receipt)
             return
+        observe.command_handled(command.type, "done")
         self._delete(client, queue_url, receipt, context)
 
     def _delete(self, client: Any, queue_url: str, receipt: str, context: dict[str, Any]) -> None:

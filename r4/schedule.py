@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from r4.flynotes import FlynotesClient, LicenceInfo
 from r4.handlers import LoggingReporter, Reporter, RestartRequested
-from r4.selfupdate import UpdateSource, ensure_version, installed_version
+from r4.selfupdate import AttemptRecord, UpdateSource, ensure_version, installed_version
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,14 @@ def licence_check(
     source: UpdateSource,
     dist_name: str = "pacs-gateway",
     on_licence: Callable[[LicenceInfo], None] | None = None,
+    database_revisions: Callable[[], Iterable[str]] | None = None,
+    state_file: Path | None = None,
 ) -> Callable[[], None]:
     """The hourly licence/version check as a task action: initialise with the licence key
-    (this also proves Flynotes still recognises it), then self-update if the versions differ."""
+    (this also proves Flynotes still recognises it), then self-update if the versions differ.
+
+    `database_revisions` and `state_file`: see r4.selfupdate.ensure_version and AttemptRecord."""
+    attempts = AttemptRecord(state_file)
 
     def check() -> None:
         current = installed_version(dist_name) or "0"
@@ -81,7 +87,13 @@ def licence_check(
         if on_licence is not None:
             on_licence(info)
         ensure_version(
-            info.gateway_version, drain=drain, source=source, dist_name=dist_name, installed=current
+            info.gateway_version,
+            drain=drain,
+            source=source,
+            dist_name=dist_name,
+            installed=current,
+            database_revisions=database_revisions,
+            attempts=attempts,
         )
 
     return check

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from r4 import observe
 from r4.flynotes import FlynotesClient
 from r4.patients import get_patient, iter_patient_batches
 
@@ -42,7 +43,11 @@ def bulk_upload_patients(
     batch_size: int = DEFAULT_UPLOAD_BATCH_SIZE,
     stop: threading.Event | None = None,
 ) -> UploadSummary:
-    """Upload basic details of every active patient, `batch_size` per request.
+    """Upload basic details of every patient, `batch_size` per request.
+
+    "All patients", as the practice software always did: archived ones too (when the mapping
+    names an active flag), because a returning patient must be consentable the moment they
+    walk in, before anyone un-archives them in R4.
 
     A batch that still fails after the client's retries aborts the upload with that error:
     the caller (an SQS message or the schedule) tries the whole upload again later, and the
@@ -50,7 +55,7 @@ def bulk_upload_patients(
     """
     started = time.monotonic()
     batches = patients = duplicates = 0
-    for page in iter_patient_batches(engine, batch_size):
+    for page in iter_patient_batches(engine, batch_size, include_inactive=True):
         if stop is not None and stop.is_set():
             raise UploadInterrupted(f"bulk upload stopped after {patients} patients")
         result = client.upload_patient_batch(page)
@@ -65,6 +70,7 @@ def bulk_upload_patients(
         summary.duplicate_batches,
         summary.seconds,
     )
+    observe.bulk_uploaded(time.time(), summary.patients)
     return summary
 
 

@@ -43,7 +43,9 @@ def submit_fetch(
     ] = None,
 ) -> Response:
     # Refusals (FetchRefused) become problems in gateway.api.errors.
-    job, created = gateway.submit_fetch(body, idempotency=idempotency_key, api_key_id=key.id)
+    job, created = gateway.submit_fetch(
+        body, idempotency=idempotency_key, api_key_id=key.id, key_name=key.name
+    )
     gateway.access.submitted(key.name, job.id, job.params)
     return job_response(
         job,

@@ -26,7 +26,14 @@ from gateway.api.routes_studies import UID_PATTERN
 from gateway.api.schemas import API
 from gateway.index.catalog import Catalog, StoredFile, series_of
 from gateway.service import Gateway
-from pacs.preview import PREVIEW_SIZE, THUMBNAIL_SIZE, Kind, PreviewCache, PreviewUnavailable
+from pacs.preview import (
+    PREVIEW_SIZE,
+    THUMBNAIL_SIZE,
+    Kind,
+    PreviewCache,
+    PreviewUnavailable,
+    RenderGuard,
+)
 from pacs.preview import placeholder_png as _placeholder_png
 
 router = APIRouter(
@@ -131,7 +138,14 @@ def preview_cache(app: FastAPI, gateway: Gateway) -> PreviewCache:
     """The app's one PreviewCache (its per-series locks make concurrent misses render once)."""
     cache: PreviewCache | None = getattr(app.state, "preview_cache", None)
     if cache is None:
-        cache = app.state.preview_cache = PreviewCache(gateway.settings.data_dir / "previews")
+        settings = gateway.settings
+        guard = RenderGuard(
+            settings.preview_max_frame_bytes,
+            settings.preview_max_renders,
+            settings.preview_render_wait,
+        )
+        cache = PreviewCache(settings.data_dir / "previews", guard=guard)
+        app.state.preview_cache = cache
     return cache
 
 

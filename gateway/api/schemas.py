@@ -235,9 +235,13 @@ class CheckOut(BaseModel):
 
 
 class ReadinessOut(BaseModel):
-    status: str = Field(description="'ready' when every check is ok, else 'not_ready'.")
+    status: str = Field(
+        description="'ready' when every check is ok; 'degraded' when only a PACS check failed "
+        "(200: jobs wait and retry); 'not_ready' when the database or storage failed (503)."
+    )
     checks: dict[str, CheckOut] = Field(
-        description="Each check by name: database, storage, pacs:<name>."
+        description="Each check by name: database, storage, pacs:<name>, and r4 when an R4 "
+        "database is configured."
     )
 
 

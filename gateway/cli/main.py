@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import jobs
+from gateway.cli.console import tolerate_unencodable_output
 from gateway.cli.keys import keys_app
 from gateway.cli.sentences import (
     CliError,
@@ -29,6 +30,7 @@ from gateway.cli.sentences import (
     settings_error,
     unknown_environment,
 )
+from gateway.cli.windows_service import service_app
 from gateway.core.settings import CONFIG_ENV, Settings
 from gateway.fetch.request import FetchRequest
 from gateway.fetch.submit import FetchRefused
@@ -47,6 +49,7 @@ app = SentenceTyper(
     pretty_exceptions_enable=False,
 )
 app.add_typer(keys_app, name="keys")
+app.add_typer(service_app, name="service")
 console = Console()
 # Sentences for the person at the terminal go to stderr, so stdout stays parseable (--json).
 err_console = Console(stderr=True)
@@ -85,6 +88,7 @@ def main(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
+    tolerate_unencodable_output()
     SentenceTyper.debug = debug
     logging.basicConfig(level=logging.INFO if verbose or debug else logging.WARNING)
 
@@ -231,6 +235,25 @@ def _follow(gateway: Gateway, job_id: str, *, hidden: bool) -> jobs.Job:
 
 
 @app.command()
+def check(
+    config: ConfigOption = None,
+    move_study: Annotated[
+        str | None,
+        typer.Option("--move-study", help="Study UID to C-MOVE back here (a small one)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of lines.")] = False,
+) -> None:
+    """Check R4, each PACS and the Flynotes licence, one line each; exit 1 on any failure."""
+    from gateway.cli.check import render, run_install_checks
+
+    settings = _settings(config)
+    results = run_install_checks(settings, study_uid=move_study)
+    typer.echo(render(results, as_json=as_json))
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
 def serve(
     config: ConfigOption = None,
     workers: Annotated[
@@ -241,15 +264,18 @@ def serve(
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.cli import startup
+    from gateway.core import logs
 
-    settings = _settings(config)
+    try:  # one sentence on stderr for every start-up failure (gateway/cli/startup.py)
+        settings = startup.load_settings(config)
+        logs.configure(settings.log_format)
+        http_socket = startup.bind_http(settings.http_host, settings.http_port)
+        startup.check_dicom_port(settings.dicom_bind, settings.dicom_port)
+    except startup.StartupFailure as failure:
+        startup.fail(failure)
     if workers is not None:
         settings.workers = workers
-    logging.getLogger().setLevel(logging.INFO)
-    # One line per association and per image at INFO: too much for an operator's log.
-    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
-    # httpx logs full request URLs at INFO, and URLs can carry patient ids.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     gateway = _or_exit(lambda: Gateway(settings))
     # uvicorn turns SIGTERM/SIGINT into the app's shutdown, where the gateway finishes or
     # releases the jobs it holds. Its access log would write raw paths (patient ids): off.
@@ -260,12 +286,15 @@ def serve(
             port=settings.http_port,
             access_log=False,
             log_level="info",
+            log_config=None,  # uvicorn's lines go through gateway.core.logs like all others
+            ssl_certfile=settings.ssl_certfile,
+            ssl_keyfile=settings.ssl_keyfile,
         )
     )
     # A restart request (`restart` command, self-update) takes the same graceful shutdown
     # path as SIGTERM, without a signal: uvicorn would re-raise it and hide our exit code.
     gateway.practice.exit_through(lambda: setattr(server, "should_exit", True))
-    server.run()
+    server.run(sockets=[http_socket])
     if gateway.practice.exit_code is not None:
         # 75 (EX_TEMPFAIL): the service manager must start us again (docs/deployment.md).
         raise typer.Exit(gateway.practice.exit_code)

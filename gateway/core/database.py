@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 
 import jobs
+from gateway.core.migration_safety import backup_before_migrations
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 0x67617465  # "gate": serialises upgrades of several processes
@@ -17,6 +18,7 @@ _PG_MIGRATION_LOCK = 0x67617465  # "gate": serialises upgrades of several proces
 def open_database(url: str) -> sa.Engine:
     """Engine for `url`, with the job and gateway schemas brought up to date."""
     engine = jobs.create_engine(url)
+    backup_before_migrations(engine)  # and refuses a database a newer version migrated
     jobs.upgrade(engine)
     upgrade(engine)
     return engine

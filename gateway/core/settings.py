@@ -23,6 +23,7 @@ from gateway.core.viewer_links import ViewerLink
 from jobs import RetryPolicy
 from pacs.models import LocalNode, Peer
 from r4.database import production_url
+from r4.mapping import R4Mapping
 
 CONFIG_ENV = "PACS_GATEWAY_CONFIG"
 
@@ -36,8 +37,10 @@ class PacsSettings(BaseModel):
     ae_title: str = Field(description="The PACS's AE title (called AE).")
     host: str
     port: int = 104
-    retrieve_method: Literal["move", "get"] = Field(
-        "move", description="C-MOVE to the gateway's Storage SCP, or C-GET on one association."
+    retrieve_method: Literal["move", "get", "auto"] = Field(
+        "move",
+        description="C-MOVE to the gateway's Storage SCP, C-GET on one association, or auto: "
+        "C-GET, then C-MOVE for images C-GET could not bring.",
     )
     max_associations: int = Field(2, ge=1, description="Concurrent associations we open.")
     connect_timeout: float = Field(5.0, gt=0, description="TCP connect timeout, seconds.")
@@ -58,6 +61,35 @@ class PacsSettings(BaseModel):
             acse_timeout=self.acse_timeout,
             dimse_timeout=self.dimse_timeout,
         )
+
+
+class R4Settings(R4Mapping):
+    """`[r4]`: where R4 is and which tables and columns hold what (see `r4.mapping`)."""
+
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the R4 database (tests: a SQLite file); replaces "
+        "the older top-level `r4_database_url`.",
+    )
+    odbc_driver: str | None = Field(
+        None,
+        description="ODBC driver for R4 on SQL Server (`SQL Server Native Client 11.0` on "
+        "Windows, `FreeTDS` on Linux); Windows authentication. Replaces `r4_odbc_driver`.",
+    )
+    server: str | None = Field(None, description="SQL Server holding R4; default `.`.")
+    database: str | None = Field(
+        None, description="R4's database; default: the preset's name (or `r4_database`)."
+    )
+
+    max_uptime: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="Seconds the practice side runs before exiting 75 for a fresh start "
+        "(the connector this replaces restarted daily).",
+    )
+
+    def mapping(self) -> R4Mapping:
+        return R4Mapping.model_validate(self.model_dump(include=set(R4Mapping.model_fields)))
 
 
 class Settings(BaseSettings):
@@ -83,8 +115,24 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the job store and index; default SQLite "
         "<data_dir>/gateway.db. A postgresql+psycopg:// URL lets several processes share it.",
     )
-    http_host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
+    http_host: str = Field(
+        "127.0.0.1",
+        description="Address the HTTP API listens on; `0.0.0.0` (all addresses) for the pages "
+        "to be reachable from clinicians' PCs (see docs/deployment.md for HTTPS).",
+    )
     http_port: int = Field(8080, description="Port of the HTTP API.")
+    ssl_certfile: Path | None = Field(
+        None,
+        description="PEM certificate (chain) for HTTPS served by the gateway itself; with "
+        "`ssl_keyfile`. Unset: plain HTTP (put a TLS reverse proxy in front).",
+    )
+    ssl_keyfile: Path | None = Field(None, description="PEM private key for `ssl_certfile`.")
+    cors_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (e.g. `https://viewer.practice.example`) whose pages may call "
+        "/dicomweb and the API from a browser, sending `Authorization: Bearer <key>`; cookies "
+        "are never accepted cross-origin. Empty: no cross-origin access.",
+    )
     workers: int = Field(2, ge=0, description="Fetch job worker threads in this process.")
     lease_seconds: float = Field(
         30.0, gt=0, description="A claimed job whose worker stops renewing is taken over after."
@@ -103,6 +151,30 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds a browser may reuse a preview image (Cache-Control max-age); "
         "after that it revalidates with its ETag.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text`: one timestamped line per event; `json`: one JSON object per line "
+        "(time, level, logger, message, and job fields such as job_id, kind, counts, bytes).",
+    )
+    preview_max_frame_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024,
+        description="Largest decoded frame (rows x columns x samples x bits / 8) a preview is "
+        "drawn from; larger images get the placeholder and a log line, checked before any "
+        "pixel data is read. The default (64 MiB) fits a 5000 x 6400 16-bit mammogram.",
+    )
+    preview_max_renders: int = Field(
+        2,
+        ge=1,
+        description="Previews (and DICOMweb rendered images) decoded at once by this process; "
+        "each may take a few hundred MB at the size limit.",
+    )
+    preview_render_wait: float = Field(
+        20.0,
+        ge=0,
+        description="Seconds a preview request waits for a free render slot before it gets "
+        "the placeholder (`X-Preview-Unavailable`: busy; the next request tries again).",
     )
     viewer_links: list[ViewerLink] = Field(
         default_factory=list,
@@ -133,19 +205,23 @@ class Settings(BaseSettings):
     )
 
     # --- practice side (R4, Flynotes, Rollbar): everything off until configured -------------
+    r4: R4Settings = Field(
+        default_factory=R4Settings,
+        description="The R4 database and its table mapping: the `[r4]` table below.",
+    )
     r4_database_url: str | None = Field(
         None,
-        description="SQLAlchemy URL of the R4 database (tests: a SQLite file). Setting it, or "
-        "`r4_odbc_driver`, lets fetches name an R4 patient.",
+        description="Older spelling of `[r4] database_url` (still read; `[r4]` wins). "
+        "Setting either, or an ODBC driver, lets fetches name an R4 patient.",
     )
     r4_odbc_driver: str | None = Field(
         None,
-        description="ODBC driver for R4 on SQL Server, e.g. `SQL Server Native Client 11.0`; "
-        "connects with Windows authentication (Trusted_Connection) as the service's account. "
-        "Needs the `mssql` extra.",
+        description="Older spelling of `[r4] odbc_driver`: ODBC driver for R4 on SQL Server, "
+        "e.g. `SQL Server Native Client 11.0`; connects with Windows authentication "
+        "(Trusted_Connection) as the service's account. Needs the `mssql` extra.",
     )
-    r4_server: str = Field(".", description="SQL Server holding R4 (with `r4_odbc_driver`).")
-    r4_database: str = Field("sys2000", description="R4's database (with `r4_odbc_driver`).")
+    r4_server: str = Field(".", description="Older spelling of `[r4] server`.")
+    r4_database: str = Field("sys2000", description="Older spelling of `[r4] database`.")
     flynotes_url: str | None = Field(
         None,
         description="Base URL of the Flynotes practice API. With R4 and the licence key it "
@@ -171,7 +247,9 @@ class Settings(BaseSettings):
     )
     upload_batch_size: int = Field(500, ge=1, le=5000, description="Patients per upload batch.")
     update_index_url: str | None = Field(
-        None, description="Package index the self-update installs from; default pip's own."
+        None,
+        description="Private package index the self-update installs from; without it or "
+        "update_find_links, self-update is refused (never pip's public index).",
     )
     update_find_links: str | None = Field(
         None, description="Directory of wheels the self-update installs from (no index)."
@@ -228,12 +306,21 @@ class Settings(BaseSettings):
         return self
 
     def r4_url(self) -> str | None:
-        """The R4 database URL, or None when R4 is not configured."""
-        if self.r4_database_url:
-            return self.r4_database_url
-        if self.r4_odbc_driver:
-            return production_url(self.r4_odbc_driver, self.r4_server, self.r4_database)
+        """The R4 database URL, or None when R4 is not configured. `[r4]` values win over
+        the older top-level `r4_*` names, which keep working."""
+        if self.r4.database_url or self.r4_database_url:
+            return self.r4.database_url or self.r4_database_url
+        driver = self.r4.odbc_driver or self.r4_odbc_driver
+        if driver:
+            server = self.r4.server or self.r4_server
+            database = self.r4.database or self.r4_database
+            if not self.r4.database and "r4_database" not in self.model_fields_set:
+                database = self.r4.preset  # the presets are named after their databases
+            return production_url(driver, server, database)
         return None
+
+    def r4_mapping(self) -> R4Mapping:
+        return self.r4.mapping()
 
     @property
     def practice_configured(self) -> bool:

@@ -10,6 +10,7 @@ from pydantic_core import PydanticUndefined
 
 from gateway.core.contacts import Contact
 from gateway.core.settings import CONFIG_ENV, PacsSettings, Settings
+from gateway.core.settings_doc_r4 import render_r4
 
 INTRO = f"""# Configuration
 
@@ -22,6 +23,27 @@ This page is generated from the code (`python -m gateway.core.settings_doc`); a 
 current.
 """
 
+TESTED_PACS = """
+Tested against two PACS, both started by the tests on loopback ports:
+
+- **Orthanc 1.10.1** (Debian `orthanc`): C-MOVE, C-GET and `auto` bring every image with its
+  dataset, pixel bytes and transfer syntax as stored. Register the gateway under
+  `DicomModalities` and allow it C-FIND/C-MOVE/C-GET (`DicomAlwaysAllow*` or `Allow*`).
+- **DCMTK dcmqrscp 3.6.7** (Debian `dcmtk`), in its default forking mode. It needs the gateway
+  in its `HostTable` (`name = (AETITLE, host, port)`) for C-MOVE, an `AETable` line that
+  lets the gateway in (`ANY`) with a quota big enough for your studies, and transfer syntax
+  settings that let it keep files as stored: `+xr` (or an association profile, `-xf`) to
+  accept RLE and JPEG files incoming, `-xr` (or a profile) to propose them outgoing.
+  dcmqrscp cannot convert compressed files, sends every image of one SOP class in the
+  syntax of the first context accepted for that class, and lists no SOPClassUID at IMAGE
+  level. So: use `retrieve_method = "get"` or `"auto"` with it; the gateway then proposes
+  the storage classes the series' modalities imply and, when images are refused, asks
+  again one transfer syntax at a time (each step is written to the job's events).
+  C-MOVE alone cannot bring a class held in several syntaxes; it fails with a message
+  naming what is missing. Implicit VR files arrive as Explicit VR (dcmqrscp converts
+  between uncompressed syntaxes itself; elements and pixels unchanged).
+"""
+
 
 def render() -> str:
     parts = [INTRO, "## Gateway\n", _table(Settings, env=True)]
@@ -30,6 +52,8 @@ def render() -> str:
         "\nThe PACS must know the gateway as a DICOM modality: its `ae_title`, this machine's "
         'address and `dicom_port`, or C-MOVE fails with "Move destination unknown".\n'
     )
+    parts.append(render_r4())
+    parts.append(TESTED_PACS)
     parts += [
         "\n## Each contact (`[contacts.it]`, `[contacts.pacs_vendor]`, `[contacts.radiology]`)\n",
         _table(Contact, env=False),
@@ -56,10 +80,8 @@ def _table(model: type[BaseModel], *, env: bool) -> str:
 
 
 def _default(value: object, factory: object) -> str:
-    if factory is list:
-        return "`[]`"
     if factory is not None:
-        return "see below"
+        return "`[]`" if factory is list else "see below"
     if value is PydanticUndefined:
         return "required"
     if value is None:

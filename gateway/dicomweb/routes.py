@@ -8,6 +8,7 @@ Sync endpoints: they read the database and file headers, so FastAPI runs them in
 from __future__ import annotations
 
 import json
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -18,7 +19,7 @@ from gateway.api.access_deps import study_view
 from gateway.api.auth import Permission, require
 from gateway.api.deps import GatewayDep
 from gateway.api.problems import ApiProblem
-from gateway.api.routes_previews import placeholder_response
+from gateway.api.routes_previews import placeholder_response, preview_cache
 from gateway.api.routes_studies import UID_PATTERN
 from gateway.api.schemas import MAX_OFFSET
 from gateway.dicomweb import dicom_json, multipart
@@ -28,6 +29,8 @@ from pacs.preview import ImageFormat, PreviewUnavailable, render_preview
 
 PREFIX = "/dicomweb"
 DICOM_JSON = "application/dicom+json"
+
+log = logging.getLogger("gateway.dicomweb")
 
 router = APIRouter(
     prefix=PREFIX,
@@ -220,9 +223,14 @@ async def instance_rendered(
 ) -> Response:
     files = await run_in_threadpool(_files, gateway, study_uid, series_uid, sop_uid)
     image_format: ImageFormat = "JPEG" if _prefers_jpeg(request.headers.get("accept")) else "PNG"
+    # The previews' guard: one size limit and one set of render slots for both routes.
+    guard = preview_cache(request.app, gateway).guard
     try:
-        data = await run_in_threadpool(render_preview, files[0].path, format=image_format)
+        data = await run_in_threadpool(
+            render_preview, files[0].path, format=image_format, guard=guard
+        )
     except PreviewUnavailable as exc:
+        log.warning("No rendered image for an instance: %s", exc.reason)
         return placeholder_response(exc.reason, "preview")
     return Response(data, media_type=f"image/{image_format.lower()}")
 

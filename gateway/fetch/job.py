@@ -152,6 +152,8 @@ class FetchJob:
                 cancelled=lambda: ctx.cancelled,
                 max_requests=self.settings.fetch_max_requests,
                 expected=entry.expected,
+                notice=ctx.note,
+                modalities=entry.modalities,
             )
             self._index(target.pacs_name, entry, result, ctx.id)
             entry.done = True

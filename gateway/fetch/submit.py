@@ -59,7 +59,12 @@ class FetchSubmitter:
         self.notify = notify
 
     def submit(
-        self, request: FetchRequest, *, idempotency: str | None = None, api_key_id: str = ""
+        self,
+        request: FetchRequest,
+        *,
+        idempotency: str | None = None,
+        api_key_id: str = "",
+        key_name: str | None = None,
     ) -> tuple[jobs.Job, bool]:
         """Queue a fetch, or return the job already doing it.
 
@@ -75,7 +80,7 @@ class FetchSubmitter:
             if earlier is not None:
                 return earlier, False
         job, created = self.jobs.submit(
-            FETCH_KIND, target.to_params(), dedupe_key=target.dedupe_key()
+            FETCH_KIND, target.to_params(), dedupe_key=target.dedupe_key(), submitted_by=key_name
         )
         if idempotency:
             self._remember(idempotency, api_key_id, request, job.id)

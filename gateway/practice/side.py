@@ -18,21 +18,26 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 from sqlalchemy import Engine
 
 import jobs
+from gateway.core.migration_safety import database_revisions
 from gateway.core.settings import Settings
 from gateway.fetch.request import FetchRequest
 from gateway.matching import IdRule
 from gateway.practice import reporting
+from r4.check import R4Unreachable, check_r4, connect_check
 from r4.commands import CommandLoop, LoopSettings
 from r4.database import create_r4_engine
-from r4.flynotes import FlynotesClient, SqsAccess
+from r4.flynotes import FlynotesClient, LicenceInfo, SqsAccess
 from r4.handlers import LoggingReporter, PracticeCommandHandler, Reporter, RestartRequested
+from r4.mapping import R4Mapping
 from r4.messages import FetchStudies
 from r4.schedule import Scheduler, Task, licence_check, practice_tasks, run_in_thread
-from r4.selfupdate import DIST_NAME, UpdateSource, installed_version
+from r4.selfupdate import DIST_NAME, UpdateSource, ensure_version, installed_version
+from r4.startup import StartupFailed, StartupSteps, Uptime, install_excepthooks, run_startup
 from r4.sync import bulk_upload_patients
 
 log = logging.getLogger(__name__)
@@ -79,7 +84,7 @@ class PracticeSide:
         self._drain_workers = drain
         self._resume_workers = resume
         url = settings.r4_url()
-        self.engine: Engine | None = _r4_engine(url) if url else None
+        self.engine: Engine | None = _r4_engine(url, settings.r4_mapping()) if url else None
         self.exit_code: int | None = None  # set once a restart was requested
         self._request_exit: Callable[[], None] = _raise_sigterm
         self._stop = threading.Event()
@@ -87,6 +92,9 @@ class PracticeSide:
         self._flynotes: FlynotesClient | None = None
         self._log_handler: logging.Handler | None = None
         self._exit_lock = threading.Lock()
+        self._restore_hooks: Callable[[], None] | None = None
+        self.licence: LicenceInfo | None = None  # from the start-up licence check
+        self.startup_error: str | None = None
 
     def exit_through(self, request_exit: Callable[[], None]) -> None:
         """How a restart request stops the process: `serve` tells uvicorn to shut down; the
@@ -98,7 +106,10 @@ class PracticeSide:
         return list(self._threads)
 
     def start(self) -> None:
-        self._start_reporting()
+        """Start-up in the seed's order (`r4.startup.run_startup`): reporting, R4 and its
+        schema, the licence, the version, the first bulk upload, then the two threads. A
+        failure sets `exit_code` (78: fix settings; 75: try again) and asks to exit."""
+        self.start_reporting()
         if not self.settings.practice_configured:
             log.info("practice side off: R4 and Flynotes are not both configured")
             return
@@ -119,12 +130,27 @@ class PracticeSide:
                 endpoint_url=self.settings.sqs_endpoint_url,
             ),
         )
-        scheduler = Scheduler(self._tasks(self._flynotes), reporter=reporter)
-        self._threads = [
-            run_in_thread("practice-commands", loop.run, self._stop, self._on_restart),
-            run_in_thread("practice-schedule", scheduler.run, self._stop, self._on_restart),
-        ]
-        log.info("practice side started: SQS command loop and schedules")
+        # Start-up ran the licence check and the upload once: the schedule takes over later.
+        tasks = [replace(t, run_on_start=False) for t in self._tasks(self._flynotes)]
+        tasks.append(Task("max uptime", Uptime(self.settings.r4.max_uptime).check, 60.0))
+        scheduler = Scheduler(tasks, reporter=reporter)
+
+        def start_loops() -> None:
+            self._threads = [
+                run_in_thread("practice-commands", loop.run, self._stop, self._on_restart),
+                run_in_thread("practice-schedule", scheduler.run, self._stop, self._on_restart),
+            ]
+            log.info("practice side started: SQS command loop and schedules")
+
+        try:
+            self.licence = run_startup(
+                self._startup_steps(self._flynotes, start_loops), self._report_startup
+            )
+        except StartupFailed as exc:
+            self.startup_error = str(exc)
+            self._exit(exc.exit_code, str(exc))
+        except RestartRequested as exc:
+            self._on_restart(exc)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -165,7 +191,13 @@ class PracticeSide:
                 engine, flynotes, batch_size=self.settings.upload_batch_size, stop=self._stop
             )
 
-        check = licence_check(flynotes, drain=self._drain, source=source)
+        check = licence_check(
+            flynotes,
+            drain=self._drain,
+            source=source,
+            database_revisions=lambda: database_revisions(self.gateway.engine),
+            state_file=self.settings.data_dir / "selfupdate-attempts.json",
+        )
         return practice_tasks(
             bulk_upload=bulk_upload,
             check_licence=self._resume_after_failed_update(check),
@@ -209,15 +241,29 @@ class PracticeSide:
         return run
 
     def _on_restart(self, exc: RestartRequested) -> None:
+        self._exit(exc.exit_code, f"stopping to restart (exit code {exc.exit_code}): {exc}")
+
+    def _exit(self, exit_code: int, sentence: str) -> None:
         with self._exit_lock:
             if self.exit_code is not None:
                 return  # the other thread asked first; one exit is enough
-            self.exit_code = exc.exit_code
-        log.warning("stopping to restart (exit code %d): %s", exc.exit_code, exc)
+            self.exit_code = exit_code
+        log.warning("%s", sentence)
         self._stop.set()
         self._request_exit()
 
+    def _report_startup(self, sentence: str, extra: dict[str, object]) -> None:
+        self._reporter().report_message(sentence, "critical", extra)
+
+    def readiness(self) -> dict[str, tuple[bool, str]]:
+        """R4 and Flynotes/SQS lines for /ready (empty when the practice side is off)."""
+        return self._readiness()
+
     # --- reporting ------------------------------------------------------------------------
+
+    def start_reporting(self) -> None:
+        """Rollbar and the exception hooks; first thing the gateway does (idempotent)."""
+        self._start_reporting()
 
     def _start_reporting(self) -> None:
         token = self.settings.rollbar_access_token
@@ -230,6 +276,10 @@ class PracticeSide:
             code_version=installed_version(DIST_NAME),
         )
         self._log_handler = reporting.install_logging_handler()
+        # Uncaught errors in any thread (a busy port at start-up...) reach Rollbar before exit.
+        self._restore_hooks = install_excepthooks(
+            lambda exc: reporting.report_exception(exc, extra={"where": "uncaught"})
+        )
         log.info("errors are reported to Rollbar (%s)", self.settings.rollbar_environment)
 
     def _stop_reporting(self) -> None:
@@ -237,15 +287,79 @@ class PracticeSide:
             return
         logging.getLogger().removeHandler(self._log_handler)
         self._log_handler = None
+        if self._restore_hooks is not None:
+            self._restore_hooks()
+            self._restore_hooks = None
         reporting.flush()  # reports still queued on rollbar's threads leave before exit
 
     def _reporter(self) -> Reporter:
         return reporting.RollbarReporter() if self._log_handler else LoggingReporter()
 
+    def _startup_steps(
+        self, flynotes: FlynotesClient, start_loops: Callable[[], None]
+    ) -> StartupSteps:
+        """Which gateway pieces fill each step of `r4.startup`'s order."""
+        engine = self.engine
+        assert engine is not None
+        settings = self.settings
+        current = installed_version(DIST_NAME) or "0"
+        source = UpdateSource(
+            index_url=settings.update_index_url, find_links=settings.update_find_links
+        )
 
-def _r4_engine(url: str) -> Engine:
+        def ensure(info: LicenceInfo) -> None:
+            # As the hourly check: a failed update after draining resumes the workers.
+            self._resume_after_failed_update(
+                lambda: ensure_version(
+                    info.gateway_version, drain=self._drain, source=source, installed=current
+                )
+            )()
+
+        def upload() -> object:
+            return bulk_upload_patients(
+                engine, flynotes, batch_size=settings.upload_batch_size, stop=self._stop
+            )
+
+        return StartupSteps(
+            configure_reporting=self.start_reporting,
+            check_r4=lambda: check_r4(engine),
+            initialise=lambda: flynotes.initialise(current),
+            ensure_version=ensure,
+            first_upload=upload,
+            start_loops=start_loops,
+        )
+
+    def _readiness(self) -> dict[str, tuple[bool, str]]:
+        """`r4` (SELECT 1), and with Flynotes `flynotes` (the start-up licence check) and `sqs`
+        (the command loop thread)."""
+        if self.engine is None:
+            return {}
+        checks: dict[str, tuple[bool, str]] = {}
+        try:
+            connect_check(self.engine)
+            checks["r4"] = (True, "reachable")
+        except R4Unreachable as exc:
+            checks["r4"] = (False, str(exc))
+        if self.settings.flynotes_url is None:
+            return checks
+        if self.startup_error is not None:
+            checks["flynotes"] = (False, self.startup_error)
+        elif self.licence is None:
+            checks["flynotes"] = (False, "the licence has not been checked yet (starting).")
+        else:
+            checks["flynotes"] = (True, "licence accepted")
+        polling = any(t.name == "practice-commands" and t.is_alive() for t in self.threads)
+        checks["sqs"] = (
+            (True, "polling for commands")
+            if polling
+            else (False, "the SQS command loop is not running.")
+        )
+        return checks
+
+
+def _r4_engine(url: str, mapping: R4Mapping) -> Engine:
     try:
-        return create_r4_engine(url)
+        return create_r4_engine(url, mapping)
     except ImportError as exc:
         raise ValueError(
             f"The R4 database needs a driver that is not installed ({exc.name}); for SQL "

@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -22,7 +23,9 @@ from weakref import WeakValueDictionary
 from PIL import Image
 
 from pacs.preview.errors import PreviewUnavailable
+from pacs.preview.guard import PreviewRefused, RenderGuard
 from pacs.preview.render import (
+    DEFAULT_GUARD,
     PREVIEW_SIZE,
     THUMBNAIL_SIZE,
     encode_image,
@@ -47,8 +50,11 @@ class PreviewCache:
         *,
         preview_size: int = PREVIEW_SIZE,
         thumbnail_size: int = THUMBNAIL_SIZE,
+        guard: RenderGuard | None = None,
     ) -> None:
         self.root = Path(root)
+        # Shared with every other path that decodes pixels, so its slots bound them all.
+        self.guard = guard or DEFAULT_GUARD
         # Largest first: each smaller kind is shrunk from the one before, not from full size.
         self._sizes: dict[str, int] = dict(
             sorted(
@@ -132,7 +138,11 @@ class PreviewCache:
         else:
             path = pick_representative(source)
         try:
-            image: Image.Image = render_image(path)
+            image: Image.Image = render_image(
+                path, max_size=max(self._sizes.values()), guard=self.guard
+            )
+        except PreviewRefused:
+            raise  # depends on settings and load, not on the series: not remembered
         except PreviewUnavailable as exc:
             _write_atomic(series_dir / _UNAVAILABLE, exc.reason.encode("utf-8"))
             raise
@@ -156,8 +166,28 @@ def _write_atomic(target: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(temp, target)
+        _replace(temp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+# Windows refuses to replace a file another thread or process holds open (a response still
+# streaming the previous preview, an antivirus scan): wait briefly, then keep that file.
+_REPLACE_RETRY_DELAYS = (0.02, 0.05, 0.1, 0.25, 0.5)
+
+
+def _replace(temp: str, target: Path) -> None:
+    for delay in (*_REPLACE_RETRY_DELAYS, None):
+        try:
+            os.replace(temp, target)
+            return
+        except PermissionError:
+            if delay is None:
+                if target.is_file() and target.stat().st_size > 0:
+                    # Another writer's complete preview of the same series: as good as ours.
+                    os.unlink(temp)
+                    return
+                raise
+            time.sleep(delay)

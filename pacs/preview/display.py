@@ -9,6 +9,7 @@ through its lookup tables.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,6 +27,13 @@ from pydicom.pixels import (
 from pydicom.uid import UID
 
 from pacs.preview.errors import PreviewUnavailable
+from pacs.preview.guard import (
+    DEFAULT_MAX_FRAME_BYTES,
+    DeclaredImage,
+    check_codestream,
+    check_declared,
+    reduce_to,
+)
 
 _IMAGE_KEYWORDS = ("PhotometricInterpretation", "BitsStored", "PixelRepresentation")
 _MODALITY_KEYWORDS = ("RescaleSlope", "RescaleIntercept", "RescaleType", "ModalityLUTSequence")
@@ -53,27 +61,40 @@ _DATA_ERRORS = (
 )
 
 
-def read_display_pixels(path: Path) -> np.ndarray:
+def read_display_pixels(
+    path: Path,
+    *,
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    bound: int | None = None,
+) -> np.ndarray:
     """The representative frame of one instance: uint8 (rows, cols) grey or (rows, cols, 3) RGB.
 
-    Multi-frame: the middle frame, and only that frame is decoded. Raises
-    PreviewUnavailable when the file holds no drawable picture; OSError (missing file, no
-    permission) passes through, since it says nothing about the file's contents.
+    Multi-frame: the middle frame, and only that frame is decoded, and only once the
+    header's declared sizes passed check_declared() against `max_frame_bytes`. `bound`
+    (None: no bound) caps the longest side of the result by striding the decoded pixels.
+    Raises PreviewUnavailable when the file holds no drawable picture (PreviewRefused when
+    it declares more than the limit); OSError (missing file, no permission) passes through,
+    since it says nothing about the file's contents.
     """
     with open(path, "rb") as f:
         header = _read_header(f)
-        frames = frame_count(header)
-        index = (frames - 1) // 2
         _require_decoder(header)
+        declared = check_declared(header, os.fstat(f.fileno()).st_size, max_frame_bytes)
+        frames = declared.frames if declared else 1
+        index = (frames - 1) // 2
+        if declared:
+            check_codestream(f, header, declared, index)
         stored = _decode_frame(f, index if frames > 1 else None)
-    return to_display(stored, header, index)
+    if declared:
+        _require_declared_shape(stored, declared)
+    return to_display(reduce_to(stored, bound), header, index)
 
 
-def frame_count(header: Dataset) -> int:
-    try:
-        return max(1, int(header.get("NumberOfFrames") or 1))
-    except (TypeError, ValueError):
-        return 1
+def _require_declared_shape(stored: np.ndarray, declared: DeclaredImage) -> None:
+    # A codestream may carry its own dimensions; a frame that is not what the header
+    # declared is damaged, and its size was not the one that was checked.
+    if stored.shape[:2] != (declared.rows, declared.columns):
+        raise PreviewUnavailable("the pixel data does not match its rows and columns")
 
 
 def to_display(stored: np.ndarray, header: Dataset, frame: int = 0) -> np.ndarray:

@@ -13,9 +13,15 @@ from pydicom import dcmread
 
 from pacs.preview.display import read_display_pixels
 from pacs.preview.errors import PreviewUnavailable
+from pacs.preview.guard import RenderGuard
 
 PREVIEW_SIZE = 1024  # longest side of a preview, in pixels
 THUMBNAIL_SIZE = 128  # longest side of a thumbnail
+# Longest side of a render asked for at stored size: what a screen shows, and a bound on
+# the memory one render takes (about 20 bytes per pixel in the display pipeline).
+RENDER_MAX_SIDE = 2048
+# Renders that name no guard share this one: its slots bound the whole process.
+DEFAULT_GUARD = RenderGuard()
 
 ImageFormat = Literal["PNG", "JPEG"]
 
@@ -29,19 +35,34 @@ _REDUCING_GAP = 3.0
 
 
 def render_preview(
-    path: Path, *, max_size: int | None = None, format: ImageFormat = "PNG"
+    path: Path,
+    *,
+    max_size: int | None = None,
+    format: ImageFormat = "PNG",
+    guard: RenderGuard | None = None,
 ) -> bytes:
     """The encoded preview of one instance (multi-frame: its middle frame).
 
-    `max_size` bounds the longest side (never enlarged); None keeps the stored size.
-    Raises PreviewUnavailable when the pixels cannot be drawn.
+    `max_size` bounds the longest side (never enlarged); None keeps the stored size up to
+    RENDER_MAX_SIDE. `guard` (default: one shared by the process) limits declared sizes
+    and concurrent decodes. Raises PreviewUnavailable when the pixels cannot be drawn,
+    PreviewRefused when the guard will not draw them.
     """
-    return encode_image(render_image(path, max_size=max_size), format)
+    return encode_image(render_image(path, max_size=max_size, guard=guard), format)
 
 
-def render_image(path: Path, *, max_size: int | None = None) -> Image.Image:
+def render_image(
+    path: Path, *, max_size: int | None = None, guard: RenderGuard | None = None
+) -> Image.Image:
     """Like render_preview, as a Pillow image ("L" or "RGB") for callers that compose."""
-    return fit(Image.fromarray(read_display_pixels(Path(path))), max_size)
+    guard = guard or DEFAULT_GUARD
+    with guard.slot():
+        # Striding beyond RENDER_MAX_SIDE (at least twice any preview) before Lanczos keeps
+        # the look and bounds the float pipeline's memory whatever the stored size.
+        pixels = read_display_pixels(
+            Path(path), max_frame_bytes=guard.max_frame_bytes, bound=RENDER_MAX_SIDE
+        )
+        return fit(Image.fromarray(pixels), max_size or RENDER_MAX_SIDE)
 
 
 def fit(image: Image.Image, max_size: int | None) -> Image.Image:

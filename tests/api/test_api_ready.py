@@ -81,9 +81,55 @@ def test_ready_answers_after_one_timeout_with_every_check(slow_gateway):
         answer = client.get("/ready", headers={"Authorization": f"Bearer {key}"})
         elapsed = time.perf_counter() - started
 
-    assert answer.status_code == 503
+    # The PACS being down does not stop this process serving job polls: 200, "degraded".
+    assert answer.status_code == 200
     body = answer.json()
-    assert body["status"] == "not_ready"
+    assert body["status"] == "degraded"
     assert list(body["checks"]) == ["database", "storage", "pacs:first-pacs", "pacs:second-pacs"]
     assert [c["ok"] for c in body["checks"].values()] == [True, True, False, False]
     assert elapsed < ACSE_TIMEOUT * 1.6, elapsed
+
+
+def test_ready_is_503_only_when_this_process_cannot_serve(tmp_path):
+    settings = Settings(
+        data_dir=tmp_path / "var", dicom_port=free_port(), dicom_bind="127.0.0.1", workers=0
+    )
+    gateway = Gateway(settings)
+    with TestClient(create_app(gateway), raise_server_exceptions=False) as client:
+        _, key = client.app.state.keys.create("probe", "service")
+        headers = {"Authorization": f"Bearer {key}"}
+        assert client.get("/ready", headers=headers).json()["status"] == "ready"
+        # The store's incoming folder replaced by a file: nothing can be received any more.
+        incoming = gateway.node.store.incoming
+        incoming.rmdir()
+        incoming.write_bytes(b"")
+        try:
+            answer = client.get("/ready", headers=headers)
+        finally:
+            incoming.unlink()
+            incoming.mkdir()
+    assert answer.status_code == 503
+    body = answer.json()
+    assert body["status"] == "not_ready"
+    assert not body["checks"]["storage"]["ok"] and body["checks"]["database"]["ok"]
+
+
+def test_r4_outage_is_reported_in_the_body_not_as_503(tmp_path):
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        dicom_port=free_port(),
+        dicom_bind="127.0.0.1",
+        workers=0,
+        # Nothing listens there: the connection is refused at once.
+        r4_database_url=f"postgresql+psycopg://r4:secret@127.0.0.1:{free_port()}/sys2000",
+    )
+    gateway = Gateway(settings)
+    with TestClient(create_app(gateway), raise_server_exceptions=False) as client:
+        _, key = client.app.state.keys.create("probe", "service")
+        answer = client.get("/ready", headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["status"] == "degraded"
+    r4 = body["checks"]["r4"]
+    assert not r4["ok"] and r4["detail"].startswith("Could not connect to the R4 database")
+    assert "secret" not in answer.text

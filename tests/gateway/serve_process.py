@@ -35,8 +35,12 @@ def _toml(value: object) -> str:
         return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, dict):  # e.g. contacts: an inline table
-        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, dict):  # `[r4]` as an inline table; "" there means unset
+        return (
+            "{"
+            + ", ".join(f"{k} = {_toml('' if v is None else v)}" for k, v in value.items())
+            + "}"
+        )
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import demo_studies
 import psycopg
 import pytest
+import sqlalchemy as sa
 from dicom_bytes import dataset_body
 from gateway_testkit import gateway_settings
 from orthanc_server import free_port, wait_until
@@ -17,7 +18,6 @@ from gateway.fetch.request import FetchRequest
 from gateway.service import Gateway
 
 OUTSIDE_ID = demo_studies.SAME_PERSON_IDS[1]
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
@@ -72,15 +72,17 @@ def test_killed_mid_retrieve_the_job_completes_after_restart(
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(postgres_server: sa.URL) -> Iterator[str]:
     name = f"gw_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+    admin = postgres_server.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+    yield postgres_server.set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.mark.postgres
 def test_two_gateways_on_one_postgresql_run_every_job_once(
     tmp_path, orthanc_running, demo_catalog, postgres_url, serves
 ):

@@ -5,35 +5,25 @@ fresh schema per test inside it, selected through the connection's search_path."
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import uuid4
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import URL, Engine, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import URL, Engine
 
 from jobs import JobStore, create_engine, upgrade
 
-PG_URL = os.environ.get(
-    "JOBS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
 
 @pytest.fixture(scope="session")
-def pg_database() -> Iterator[URL]:
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        admin.connect().close()
-    except OperationalError as e:
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {e}")
+def pg_database(postgres_server: URL) -> Iterator[URL]:
+    admin = sa.create_engine(postgres_server, isolation_level="AUTOCOMMIT")
     name = f"jobs_test_{uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     try:
-        yield make_url(PG_URL).set(database=name)
+        yield postgres_server.set(database=name)
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

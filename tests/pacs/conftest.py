@@ -50,7 +50,7 @@ def store(tmp_path: Path) -> StudyStore:
 
 @pytest.fixture
 def scp(local: LocalNode, store: StudyStore, orthanc_running) -> Iterator[StorageSCP]:
-    server = StorageSCP(local, store, [orthanc_running.ae_title, "TESTSCU", "STORESCU"])
+    server = StorageSCP(local, store, [orthanc_running.ae_title, "DCMQRSCP", "TESTSCU", "STORESCU"])
     server.start()
     yield server
     server.stop()

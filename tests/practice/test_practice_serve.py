@@ -21,11 +21,14 @@ from gateway.practice.side import FLYNOTES_KEY_ID
 from gateway.service import Gateway
 from r4.database import create_r4_engine
 from r4.handlers import RESTART_EXIT_CODE
-from r4.schema import patients
+from r4.mapping import R4Mapping
+from r4.patients import iter_patient_records
 from r4.selfupdate import installed_version
 from testkit.fake_flynotes import FakeFlynotes
-from testkit.sample_data import generate_practice
+from testkit.sample_data import generate_practice, update_patient
 
+# The id rule's chart number in its own column: `[r4] chart_number` remapped in the settings.
+MAPPING = R4Mapping(chart_number="ChartNo")
 FIRST_ID = 48_213_001  # long ids, so a leaked id cannot hide among other numbers
 FETCH_CHART = "1001"  # with prefix "R4-": the demo patient R4-1001 (2 studies, 5 images)
 SECRET = {
@@ -38,45 +41,34 @@ SECRET = {
 
 @pytest.fixture
 def r4_practice(tmp_path: Path) -> Iterator[tuple[str, list[int]]]:
-    """An R4 database; returns its URL and the active patient ids. The first active patient
+    """An R4 database; returns its URL and the patient ids. The first active patient
     has chart number FETCH_CHART, the second distinctive details for the leak check."""
     url = f"sqlite:///{tmp_path / 'sys2000.db'}"
-    engine = create_r4_engine(url)
+    engine = create_r4_engine(url, MAPPING)
     generate_practice(engine, 300, seed=11, first_id=FIRST_ID)
-    with engine.begin() as conn:
-        active = list(
-            conn.scalars(
-                sa.select(patients.c.PatientID)
-                .where(patients.c.Active != 0)
-                .order_by(patients.c.PatientID)
-            )
-        )
-        # The demo PACS's person under R4-1001: the matcher confirms the id rule's hit only
-        # when the demographics agree.
-        demo = next(p for p in PATIENTS if p.patient_id == LATIN1_PATIENT_ID)
-        family, given = demo.name.split("^")
-        born = date(int(demo.birth_date[:4]), int(demo.birth_date[4:6]), int(demo.birth_date[6:]))
-        conn.execute(
-            patients.update()
-            .where(patients.c.PatientID == active[0])
-            .values(
-                ChartNumber=FETCH_CHART,
-                LastName=family,
-                FirstName=given,
-                BirthDate=born,
-                Sex=demo.sex,
-            )
-        )
-        conn.execute(
-            patients.update()
-            .where(patients.c.PatientID == active[1])
-            .values(
-                LastName=SECRET["family"],
-                FirstName=SECRET["given"],
-                BirthDate=SECRET["birth"],
-                ChartNumber=SECRET["chart"],
-            )
-        )
+    active = [r.id for r in iter_patient_records(engine, include_inactive=True)]
+    # The demo PACS's person under R4-1001: the matcher confirms the id rule's hit only
+    # when the demographics agree.
+    demo = next(p for p in PATIENTS if p.patient_id == LATIN1_PATIENT_ID)
+    family, given = demo.name.split("^")
+    born = date(int(demo.birth_date[:4]), int(demo.birth_date[4:6]), int(demo.birth_date[6:]))
+    update_patient(
+        engine,
+        active[0],
+        chart_number=FETCH_CHART,
+        surname=family,
+        forename=given,
+        birth_date=born,
+        sex=demo.sex,
+    )
+    update_patient(
+        engine,
+        active[1],
+        surname=SECRET["family"],
+        forename=SECRET["given"],
+        birth_date=SECRET["birth"],
+        chart_number=SECRET["chart"],
+    )
     engine.dispose()
     yield url, active
 
@@ -137,7 +129,7 @@ def test_serve_runs_the_practice_side_and_restarts_with_75(
             gateway_scp_port,
             orthanc_running,
             workers=1,
-            r4_database_url=r4_url,
+            r4={"database_url": r4_url, "chart_number": "ChartNo"},
             flynotes_url=flynotes.url,
             flynotes_licence_key=LICENCE,
             rollbar_access_token="token-for-tests",
@@ -219,3 +211,42 @@ def test_serve_without_practice_settings_starts_no_practice_threads(
     log = serve.log_path.read_text()
     assert "practice side started" not in log
     assert "Rollbar" not in log
+
+
+def test_serve_with_an_invalid_licence_exits_78_and_tells_rollbar(
+    tmp_path,
+    r4_practice,
+    orthanc_running,
+    practice_moto_endpoint,
+    rollbar_recorder,
+    monkeypatch,
+    serve_process,
+):
+    r4_url, _ = r4_practice
+    monkeypatch.setenv("PACS_GATEWAY_FLYNOTES_LICENCE_KEY", "not-this-practices-licence")
+    monkeypatch.setenv("PACS_GATEWAY_ROLLBAR_ACCESS_TOKEN", "token-for-tests")
+    with FakeFlynotes(LICENCE) as flynotes:
+        settings = gateway_settings(
+            tmp_path / "gw",
+            free_port(),
+            orthanc_running,
+            workers=1,
+            r4={"database_url": r4_url, "chart_number": "ChartNo"},
+            flynotes_url=flynotes.url,
+            flynotes_licence_key="not-this-practices-licence",
+            rollbar_access_token="token-for-tests",
+            rollbar_environment="test",
+            rollbar_endpoint=rollbar_recorder.endpoint,
+            sqs_endpoint_url=practice_moto_endpoint,
+        )
+        serve = ServeProcess(settings, tmp_path)
+        serve_process.append(serve)
+        with pytest.raises(RuntimeError, match="serve exited"):
+            serve.start()
+        assert serve.process is not None
+        assert serve.process.wait(30) == 78, serve.log_tail()
+        assert flynotes.state.initialisations <= 1  # refused once, not retried in a loop
+        assert not flynotes.state.patients  # nothing uploaded, no loop started
+    assert "Flynotes does not recognise this practice's licence key" in serve.log_tail()
+    assert wait_until(lambda: "licence key" in rollbar_recorder.everything(), 10)
+    assert "not-this-practices-licence" not in rollbar_recorder.everything()

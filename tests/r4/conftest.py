@@ -12,12 +12,13 @@ from gateway.practice import reporting
 from r4.database import create_r4_engine
 from r4.flynotes import FlynotesClient
 from testkit.fake_flynotes import FakeFlynotes
-from testkit.sample_data import PracticeSummary, generate_practice
+from testkit.sample_data import FULL_TEST_MAPPING, PracticeSummary, generate_practice
 
 
 @pytest.fixture
 def practice(tmp_path) -> tuple[Engine, PracticeSummary]:
-    engine = create_r4_engine(f"sqlite:///{tmp_path / 'sys2000.db'}")
+    """A sys2000-shaped practice with every optional part mapped (history, address, flag)."""
+    engine = create_r4_engine(f"sqlite:///{tmp_path / 'sys2000.db'}", FULL_TEST_MAPPING)
     summary = generate_practice(engine, 250, seed=7)
     yield engine, summary
     engine.dispose()

@@ -102,7 +102,7 @@ def test_patient_sync(h):
 def test_bulk_upload(h):
     with h.running():
         h.queues.send({"type": "bulk-upload-patients"})
-        assert h.flynotes.wait_for(lambda s: len(s.patients) == h.summary.active_patients)
+        assert h.flynotes.wait_for(lambda s: len(s.patients) == h.summary.patients)
         assert wait_until(h.queue_empty)
 
 
@@ -185,9 +185,7 @@ def test_flynotes_outage_loses_no_patient(h):
         assert wait_until(h.queue_empty)
         h.flynotes.fail_next(7)
         h.queues.send({"type": "bulk-upload-patients"})
-        assert h.flynotes.wait_for(
-            lambda s: len(s.patients) == h.summary.active_patients, timeout=20
-        )
+        assert h.flynotes.wait_for(lambda s: len(s.patients) == h.summary.patients, timeout=20)
         assert wait_until(h.queue_empty)
     assert h.queues.count(h.queues.dlq_url) == 0
 
@@ -310,3 +308,19 @@ def test_bulk_upload_interrupted_by_stop_is_redelivered_not_reported(h, rollbar_
     assert h.flynotes.state.patients == {}
     assert rollbar_recorder.items == []
     assert h.queues.count(h.queues.url) == 1  # back for redelivery
+
+
+def test_observers_hear_each_command_and_the_finished_bulk_upload(h):
+    from r4 import observe
+
+    handled: list[tuple[str, str]] = []
+    uploads: list[int] = []
+    observe.on_command_handled(lambda kind, outcome: handled.append((kind, outcome)))
+    observe.on_bulk_uploaded(lambda _at, patients: uploads.append(patients))
+    with h.running():
+        h.queues.send({"type": "bulk-upload-patients"})
+        h.queues.send({"type": "no-such-type"})
+        assert wait_until(lambda: ("bulk-upload-patients", "done") in handled)
+        assert wait_until(lambda: ("unknown", "refused") in handled)
+    # "All patients", as the seed says: archived ones too (they may walk in again).
+    assert uploads == [h.summary.patients - h.summary.without_id]

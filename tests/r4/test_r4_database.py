@@ -6,7 +6,7 @@ from urllib.parse import unquote_plus
 import pytest
 from sqlalchemy import event, insert
 
-from r4.database import create_r4_engine, odbc_connection_string, production_url
+from r4.database import create_r4_engine, odbc_connection_string, production_url, r4_tables
 from r4.patients import (
     get_patient,
     get_patient_record,
@@ -16,8 +16,14 @@ from r4.patients import (
     questionnaire_question_texts,
 )
 from r4.records import PatientRecord
-from r4.schema import medical_history, metadata, patients
-from testkit.sample_data import ANSWERS, QUESTIONS, generate_practice
+from testkit.sample_data import (
+    ANSWERS,
+    FULL_TEST_MAPPING,
+    QUESTIONS,
+    create_tables,
+    generate_practice,
+    insert_patients,
+)
 
 
 def test_production_url_is_windows_auth_through_pyodbc():
@@ -37,12 +43,12 @@ def test_production_url_is_windows_auth_through_pyodbc():
 
 def test_engine_hides_parameters_from_errors(tmp_path):
     engine = create_r4_engine(f"sqlite:///{tmp_path / 'x.db'}")
-    metadata.create_all(engine)
-    row = {"PatientID": 1, "LastName": "Secretname", "Active": 1}
+    create_tables(engine)
     with engine.begin() as conn:
-        conn.execute(insert(patients), row)
-    with pytest.raises(Exception) as info, engine.begin() as conn:
-        conn.execute(insert(patients), row)  # duplicate key
+        conn.exec_driver_sql('CREATE UNIQUE INDEX one_code ON "Patients" ("PatientCode")')
+    insert_patients(engine, [{"patient_id": 1, "surname": "Secretname"}])
+    with pytest.raises(Exception) as info:
+        insert_patients(engine, [{"patient_id": 1, "surname": "Secretname"}])  # duplicate key
     assert "Secretname" not in str(info.value)
 
 
@@ -69,7 +75,7 @@ def test_pages_are_separate_bounded_queries(practice):
     next(pages)
     assert len(statements) == 1 and "LIMIT" in statements[0]
     next(pages)
-    assert len(statements) == 2 and "PatientID" in statements[1] and ">" in statements[1]
+    assert len(statements) == 2 and "PatientCode" in statements[1] and ">" in statements[1]
 
 
 def test_awkward_data_is_read_faithfully(practice):
@@ -88,39 +94,42 @@ def test_awkward_data_is_read_faithfully(practice):
 
 
 def test_get_patient_with_history(tmp_path):
-    engine = create_r4_engine(f"sqlite:///{tmp_path / 'r4.db'}")
+    mapping = FULL_TEST_MAPPING.model_copy(update={"chart_number": "ChartNo"})
+    engine = create_r4_engine(f"sqlite:///{tmp_path / 'r4.db'}", mapping)
     generate_practice(engine, 3, seed=1, history_per_patient=0)
+    insert_patients(
+        engine,
+        [
+            {
+                "patient_id": 900,
+                "chart_number": " C900 ",
+                "forename": "Zoë",
+                "surname": "Ó Súilleabháin",
+                "birth_date": date(1970, 2, 3),
+                "sex": "f",
+                "nhs_number": "4857773456",
+                "email": "",
+                "home_phone": "   ",
+            }
+        ],
+    )
+    history = r4_tables(engine).history
     with engine.begin() as conn:
         conn.execute(
-            insert(patients),
-            {
-                "PatientID": 900,
-                "ChartNumber": " C900 ",
-                "FirstName": "Zoë",
-                "LastName": "Ó Súilleabháin",
-                "BirthDate": date(1970, 2, 3),
-                "Sex": "f",
-                "NHSNumber": "4857773456",
-                "Active": 1,
-                "Email": "",
-                "HomePhone": "   ",
-            },
-        )
-        conn.execute(
-            insert(medical_history),
+            insert(history),
             [
                 {
-                    "HistoryID": 1,
-                    "PatientID": 900,
-                    "QuestionID": 2,
-                    "AnswerID": 1,
+                    "EntryCode": 1,
+                    "PatientCode": 900,
+                    "QuestionCode": 2,
+                    "AnswerCode": 1,
                     "Notes": "Latex",
                 },
                 {
-                    "HistoryID": 2,
-                    "PatientID": 900,
-                    "QuestionID": 5,
-                    "AnswerID": None,
+                    "EntryCode": 2,
+                    "PatientCode": 900,
+                    "QuestionCode": 5,
+                    "AnswerCode": None,
                     "Notes": None,
                 },
             ],

@@ -13,7 +13,7 @@ from r4.flynotes import (
     FlynotesServerError,
     basic_patient_json,
 )
-from r4.patients import get_patient, iter_patient_batches
+from r4.patients import get_patient, iter_patient_batches, iter_patient_records
 from r4.sync import PatientNotFound, bulk_upload_patients, sync_patient
 from testkit.fake_flynotes import FakeFlynotes
 
@@ -53,26 +53,31 @@ def test_batch_upload_is_idempotent_by_content(practice, fake_flynotes, flynotes
 def test_bulk_upload_sends_every_patient_in_batches(practice, fake_flynotes, flynotes_client):
     engine, summary = practice
     result = bulk_upload_patients(engine, flynotes_client, batch_size=40)
-    assert result.patients == summary.active_patients
-    assert result.batches == -(-summary.active_patients // 40)
+    assert result.patients == summary.patients
+    assert result.batches == -(-summary.patients // 40)
     stored = fake_flynotes.state.patients
-    expected = {d.record.id: d for p in iter_patient_batches(engine, 1000) for d in p}
+    expected = {
+        d.record.id: d for p in iter_patient_batches(engine, 1000, include_inactive=True) for d in p
+    }
+    # "All patients": archived ones too (the mapping names an active flag here).
     assert stored.keys() == expected.keys()
+    active = {r.id for r in iter_patient_records(engine)}
+    assert len(active) == summary.active_patients < len(stored)
     sample = next(d for d in expected.values() if d.address is None)
     assert stored[sample.record.id]["address"] is None
     assert stored[sample.record.id]["family_name"] == sample.record.family_name
     # An unchanged practice uploads the same batches: all recognised, nothing stored twice.
     again = bulk_upload_patients(engine, flynotes_client, batch_size=40)
     assert again.duplicate_batches == again.batches
-    assert fake_flynotes.state.uploaded_patient_count == summary.active_patients
+    assert fake_flynotes.state.uploaded_patient_count == summary.patients
 
 
 def test_outage_is_retried_and_no_patient_is_lost(practice, fake_flynotes, flynotes_client):
     engine, summary = practice
     fake_flynotes.fail_next(3, status=503)
     bulk_upload_patients(engine, flynotes_client, batch_size=100)
-    assert len(fake_flynotes.state.patients) == summary.active_patients
-    assert fake_flynotes.state.attempts == 3 + -(-summary.active_patients // 100)
+    assert len(fake_flynotes.state.patients) == summary.patients
+    assert fake_flynotes.state.attempts == 3 + -(-summary.patients // 100)
 
 
 def test_dropped_connections_are_retried(practice, fake_flynotes, flynotes_client):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import zipfile
 from typing import Any
 
 import pytest
@@ -79,7 +80,7 @@ def test_practice_schedule_uploads_and_checks_licence(practice, fake_flynotes, f
     thread = run_in_thread("scheduler", Scheduler(tasks).run, stop, on_restart=lambda e: None)
     try:
         assert fake_flynotes.wait_for(
-            lambda s: s.initialisations == 1 and s.uploaded_patient_count == summary.active_patients
+            lambda s: s.initialisations == 1 and s.uploaded_patient_count == summary.patients
         )
     finally:
         stop.set()
@@ -87,20 +88,30 @@ def test_practice_schedule_uploads_and_checks_licence(practice, fake_flynotes, f
     assert drained == []  # same version: no update
 
 
-def test_licence_check_updates_when_versions_differ(fake_flynotes, flynotes_client, monkeypatch):
+def test_licence_check_updates_when_versions_differ(
+    fake_flynotes, flynotes_client, monkeypatch, tmp_path
+):
+    # pip itself is exercised in test_r4_selfupdate; here only the wiring of the check.
     fake_flynotes.gateway_version = "99.0.0"
     seen: list[tuple[str, Any]] = []
+    wheel = tmp_path / "pacs_gateway-99.0.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("gateway/migrations/versions/0001_a.py", 'revision = "g0001"\n')
 
     def fake_install(version: str, source: UpdateSource, **kw: Any) -> None:
         seen.append((version, kw["dist_name"]))
 
+    monkeypatch.setattr("r4.selfupdate.download_wheel", lambda *a, **kw: wheel)
     monkeypatch.setattr("r4.selfupdate.install_version", fake_install)
+    monkeypatch.setattr("r4.selfupdate._installed_after", lambda *a: "99.0")
     check = licence_check(
         flynotes_client,
         drain=lambda: seen.append(("drain", None)),
         source=UpdateSource(index_url="http://index"),
+        database_revisions=lambda: seen.append(("revisions", None)) or {"g0001"},
+        state_file=tmp_path / "attempts.json",
     )
     with pytest.raises(RestartRequested) as info:
         check()
     assert info.value.exit_code == 75
-    assert seen == [("drain", None), ("99.0.0", "pacs-gateway")]
+    assert seen == [("drain", None), ("revisions", None), ("99.0.0", "pacs-gateway")]

@@ -3,7 +3,6 @@ PostgreSQL, and the JSON columns round-trip on both."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import date
 from uuid import uuid4
@@ -14,7 +13,6 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy.exc import OperationalError
 
 from gateway.core import database
 from gateway.core.models import metadata
@@ -23,9 +21,6 @@ from gateway.matching.decision import BirthDateMatch, SexMatch
 from gateway.review import AuditLog, PatientLinks, ReviewOrigin, ReviewQueue, ReviewState, actions
 from pacs.models import PacsPatient, PersonName, Study
 
-PG_URL = os.environ.get(
-    "JOBS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 REVIEW_TABLES = {"review_item", "patient_link", "audit_event"}
 
 
@@ -34,16 +29,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'gateway.db'}"
         return
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        admin.connect().close()
-    except OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {exc}")
+    server: sa.URL = request.getfixturevalue("postgres_server")
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     name = f"review_test_{uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     try:
-        yield sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        yield server.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -139,3 +139,28 @@ def test_study_detail_lists_previews_and_links(filed, small_catalog):
     }
     for entry in body["previews"]:
         assert client.get(entry["thumbnail"]).status_code == 200
+
+
+def test_frame_limit_setting_applies_to_previews_and_dicomweb_renders(
+    make_client, small_catalog, file_study, caplog
+):
+    # 1 KiB: every demo image declares more, so both routes must refuse from the header.
+    client, gateway, _ = make_client(preview_max_frame_bytes=1024)
+    study = small_catalog.study("muller-io-2021")
+    file_study(gateway, study)
+    series = study.series[0]
+    instance = series.instances[0].sop_instance_uid
+    base = f"studies/{study.study_uid}/series/{series.series_uid}"
+    with caplog.at_level(logging.WARNING):
+        preview = client.get(f"/api/v1/{base}/preview.png")
+        rendered = client.get(f"/dicomweb/{base}/instances/{instance}/rendered")
+    for response in (preview, rendered):
+        assert response.status_code == 200
+        png(response.content)
+        reason = response.headers["x-preview-unavailable"]
+        assert "too large to preview" in reason and "1,024 bytes limit" in reason
+    assert sum("too large to preview" in r.getMessage() for r in caplog.records) == 2
+    # Not remembered as a broken series: a larger limit draws it.
+    roomy, roomy_gateway, _ = make_client()
+    file_study(roomy_gateway, study)
+    assert "x-preview-unavailable" not in roomy.get(f"/api/v1/{base}/preview.png").headers

@@ -11,7 +11,7 @@ from gateway.matching import IdRule
 from gateway.practice.directory import PatientDirectory
 from pacs.models import PacsPatient, PersonName
 from r4.database import create_r4_engine
-from r4.schema import patients
+from testkit.sample_data import insert_patients
 
 
 class Clock:
@@ -31,18 +31,18 @@ def r4_engine(demo_r4_url):
 
 def _newcomer(engine, r4_id: int, family: str, given: str, born: date) -> PacsPatient:
     """Registers a patient in R4 and returns them as the PACS files them (id rule R4-)."""
-    with engine.begin() as conn:
-        conn.execute(
-            patients.insert().values(
-                PatientID=r4_id,
-                ChartNumber=str(r4_id),
-                LastName=family,
-                FirstName=given,
-                BirthDate=born,
-                Sex="F",
-                Active=1,
-            )
-        )
+    insert_patients(
+        engine,
+        [
+            {
+                "patient_id": r4_id,
+                "surname": family,
+                "forename": given,
+                "birth_date": born,
+                "sex": "F",
+            }
+        ],
+    )
     return PacsPatient(f"R4-{r4_id}", PersonName.parse(f"{family}^{given}"), born, "F")
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import date
 
 import demo_studies
-import sqlalchemy as sa
-from demo_practice import r4_patient_id
+from demo_practice import r4_patient_id, write_demo_practice
 from orthanc_server import wait_until
 
 import jobs
 from gateway.fetch.request import FetchRequest
 from gateway.review import ReviewOrigin
 from r4.database import create_r4_engine
-from r4.schema import patients
+from r4.mapping import R4Mapping
+from testkit.sample_data import update_patient
 
 DUBOIS = r4_patient_id(demo_studies.SAME_PERSON_IDS[0])  # R4 patient 1003
 OUTSIDE_ID = demo_studies.SAME_PERSON_IDS[1]  # EXT-77812: Dubois at Northside Radiology
@@ -162,12 +162,9 @@ def test_an_id_rule_hit_whose_demographics_contradict_r4_goes_to_review(
     # R4's chart number 1002 now belongs to someone else entirely: the PACS's R4-1002 is
     # not this patient, whatever the id rule says.
     engine = create_r4_engine(demo_r4_url)
-    with engine.begin() as conn:
-        conn.execute(
-            patients.update()
-            .where(patients.c.PatientID == 1002)
-            .values(LastName="Hargreaves", FirstName="Thomas", BirthDate=date(1950, 2, 3), Sex="M")
-        )
+    update_patient(
+        engine, 1002, surname="Hargreaves", forename="Thomas", birth_date=date(1950, 2, 3), sex="M"
+    )
     engine.dispose()
     gateway = wired_gateway(orthanc_running, r4_url=demo_r4_url)
     theirs = demo_catalog.studies_for(demo_studies.UTF8_PATIENT_ID)
@@ -206,15 +203,17 @@ def test_a_twins_studies_are_never_given_to_the_other_twin(
 
 
 def test_an_r4_patient_without_any_way_to_find_their_studies_fails_with_a_sentence(
-    wired_gateway, orthanc_running, demo_r4_url
+    wired_gateway, orthanc_running, tmp_path
 ):
-    engine = create_r4_engine(demo_r4_url)
-    with engine.begin() as conn:
-        conn.execute(
-            patients.update().where(patients.c.PatientID == 1004).values(ChartNumber=sa.null())
-        )
+    # The chart number in a column of its own (`[r4] chart_number`), blank for this patient.
+    mapping = R4Mapping(chart_number="ChartNo")
+    r4_url = write_demo_practice(tmp_path / "chart.db", mapping=mapping)
+    engine = create_r4_engine(r4_url, mapping)
+    update_patient(engine, 1004, chart_number=None)
     engine.dispose()
-    gateway = wired_gateway(orthanc_running, r4_url=demo_r4_url)
+    gateway = wired_gateway(
+        orthanc_running, r4_url=r4_url, r4={"chart_number": mapping.chart_number}
+    )
 
     done = _fetch(gateway, r4_patient_id="1004")
 

@@ -19,7 +19,7 @@ from gateway.fetch.request import FetchRequest
 from gateway.pushes.receiver import NO_R4_REASON
 from gateway.review import ReviewOrigin
 from r4.database import create_r4_engine
-from r4.schema import patients
+from testkit.sample_data import update_patient
 
 
 def _relabelled(study, patient_id: str, issuer: str) -> list[Dataset]:
@@ -126,12 +126,9 @@ def test_a_pushed_study_whose_demographics_contradict_the_id_rule_is_queued(
     wired_gateway, orthanc_running, demo_catalog, demo_r4_url, gateway_scp_port
 ):
     engine = create_r4_engine(demo_r4_url)
-    with engine.begin() as conn:
-        conn.execute(
-            patients.update()
-            .where(patients.c.PatientID == 1002)
-            .values(LastName="Hargreaves", FirstName="Thomas", BirthDate=date(1950, 2, 3))
-        )
+    update_patient(
+        engine, 1002, surname="Hargreaves", forename="Thomas", birth_date=date(1950, 2, 3)
+    )
     engine.dispose()
     gateway = wired_gateway(orthanc_running, r4_url=demo_r4_url)
     study = demo_catalog.study("lukasiewicz-io-2022")
