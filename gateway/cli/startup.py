@@ -21,6 +21,7 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
+from gateway.cli.sentences import settings_error, unknown_environment
 from gateway.core.settings import CONFIG_ENV, Settings
 
 EXIT_CONFIG = 1
@@ -43,6 +44,8 @@ def load_settings(config: Path | None) -> Settings:
     if config is not None:
         os.environ[CONFIG_ENV] = str(config)
     name = os.environ.get(CONFIG_ENV) or "(none)"
+    for warning in unknown_environment(Settings, known=(CONFIG_ENV,)):
+        print(warning, file=sys.stderr, flush=True)
     try:
         return Settings()
     except FileNotFoundError as exc:
@@ -62,13 +65,10 @@ def load_settings(config: Path | None) -> Settings:
             f"The configuration file {name} is not UTF-8 text; save it as UTF-8.", EXIT_CONFIG
         ) from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise StartupFailure(
-            f"The setting {where} is invalid: {first['msg']} (in {name} or the environment); "
-            f"{exc.error_count()} problem(s) in all.",
-            EXIT_CONFIG,
-        ) from None
+        # The same sentence as every other command: the file or variable, the key, and
+        # "did you mean dicom_port?" for a near miss (gateway.cli.sentences).
+        config_file = os.environ.get(CONFIG_ENV)
+        raise StartupFailure(str(settings_error(exc, Settings, config_file)), EXIT_CONFIG) from None
     except (ValueError, OSError) as exc:  # TOML syntax errors are ValueErrors
         raise StartupFailure(
             f"The configuration file {name} could not be read: {exc}.", EXIT_CONFIG
