@@ -90,7 +90,7 @@ def settings_error(
     where = _where(loc, config_file)
     if error.get("type") == "extra_forbidden":
         hint = _did_you_mean(loc, model)
-        text = f"In {where}, the setting {key} is not one the gateway knows{hint or '.'}"
+        text = f"In {where}, the setting {key} is not one the gateway knows{hint}."
     elif error.get("type") == "missing":
         text = f"In {where}, the setting {key} is required but not given."
     else:
@@ -146,7 +146,7 @@ def _did_you_mean(loc: list[str], model: type[BaseModel]) -> str:
             return ""
     names = list(getattr(current, "model_fields", {}))
     close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6) if loc else []
-    return f": did you mean {close[0]}?" if close else ""
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
