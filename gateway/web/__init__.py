@@ -11,11 +11,11 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway.web import (
     page_words,
-    routes_home,
-    routes_jobs,
-    routes_login,
-    routes_look,
-    routes_review,
+    pages_home,
+    pages_jobs,
+    pages_login,
+    pages_look,
+    pages_review,
 )
 from gateway.web.review_access import may_review
 from gateway.web.session import PAGES, LoginRequired, PageForbidden, PageSessions
@@ -26,13 +26,13 @@ __all__ = ["PAGES", "ROUTERS", "install"]
 
 # Every router of the pages (tests read the page routes from here).
 ROUTERS = (
-    routes_login.router,
-    routes_home.router,
-    routes_jobs.router,
-    routes_review.router,
-    routes_look.router,
-    routes_jobs.legacy_router,
-    routes_home.fallthrough,  # last: the 404 page for other addresses under /ui
+    pages_login.router,
+    pages_home.router,
+    pages_jobs.router,
+    pages_review.router,
+    pages_look.router,
+    pages_jobs.legacy_router,
+    pages_home.fallthrough,  # last: the 404 page for other addresses under /ui
 )
 
 _templates.env.globals["may_review"] = may_review

@@ -1,102 +1,107 @@
-"""Fixtures for the preview, viewer-link and DICOMweb tests.
-
-`tests/gateway` goes on sys.path for its serve-process helpers. Most tests here file demo
-studies straight into a Gateway's store and index (a fetch is not what they test); the
-DICOMweb client test fetches for real from Orthanc.
-"""
+"""Browser tests of the pages: a real `pacs-gateway serve` (on the real Orthanc where a test
+fetches) driven by Debian's Chromium through Playwright, at tablet width."""
 
 from __future__ import annotations
 
-import shutil
-import sys
+import json
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-import demo_studies
 import pytest
-from demo_studies import DemoCatalog, DemoStudy
-from fastapi.testclient import TestClient
 from orthanc_server import free_port
+from pages_testkit import VIEWERS, PagesGateway
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from gateway.app import create_app
-from gateway.core.settings import Settings
+from gateway.core.keys import KeyStore
+from gateway.core.settings import PacsSettings, Settings
 from gateway.service import Gateway
-from pacs.models import Instance, PacsPatient, Study
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gateway"))
-
-PACS_NAME = "test-pacs"
+CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright downloads no browser here
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TABLET = {"width": 768, "height": 1024}
+TIMEOUT_MS = 20_000
 
 
 @pytest.fixture(scope="session")
-def small_catalog(tmp_path_factory: pytest.TempPathFactory) -> DemoCatalog:
-    """Every demo study, with a short CT so generation stays quick."""
-    return demo_studies.generate(tmp_path_factory.mktemp("web-demo"), ct_slices=12)
-
-
-def web_settings(data_dir: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "data_dir": data_dir,
-        "dicom_port": free_port(),
-        "dicom_bind": "127.0.0.1",
-        "workers": 0,
-        **overrides,
-    }
-    return Settings(**values)  # type: ignore[arg-type]
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
 
 
 @pytest.fixture
-def file_study() -> Callable[[Gateway, DemoStudy], None]:
-    """A fixture, not an import: conftest modules are not importable by name reliably."""
-    return _file_study
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(viewport=TABLET, locale="en-GB", timezone_id="Europe/London")
+    ctx.set_default_timeout(TIMEOUT_MS)
+    yield ctx
+    ctx.close()
 
 
-def _file_study(gateway: Gateway, study: DemoStudy) -> None:
-    """Put a demo study into the gateway's store and index, as a finished fetch would."""
-    instances, sizes = [], {}
-    for series in study.series:
-        for item in series.instances:
-            target = gateway.node.store.path_for(
-                study.study_uid, series.series_uid, item.sop_instance_uid
-            )
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(item.path, target)
-            sizes[item.sop_instance_uid] = target.stat().st_size
-            instances.append(
-                Instance(
-                    study.study_uid,
-                    series.series_uid,
-                    item.sop_instance_uid,
-                    series.sop_class_uid,
-                    len(instances) + 1,
-                )
-            )
-    found = Study(
-        study_uid=study.study_uid,
-        patient=PacsPatient(patient_id=study.patient_id),
-        study_date=datetime.strptime(study.date, "%Y%m%d").date(),
-        description=study.description,
-        modalities=tuple(sorted(study.modalities)),
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+@pytest.fixture
+def serve_pages(tmp_path, gateway_scp_port, monkeypatch) -> Iterator[Callable[..., PagesGateway]]:
+    """`serve_pages(orthanc=None, *, roles=..., **settings)`: a `serve` on the real Orthanc,
+    or (None) on a PACS port nothing listens on; with the VIEWERS links and a key per role."""
+    # ServeProcess writes scalar settings only: the viewer links go in through the
+    # environment, which `serve` reads over its TOML file.
+    monkeypatch.setenv(
+        "PACS_GATEWAY_VIEWER_LINKS", json.dumps([link.model_dump() for link in VIEWERS])
     )
-    gateway.index.record_study(PACS_NAME, found, instances, sizes, job_id=None)
+    started: list[PagesGateway] = []
+
+    def start(
+        orthanc: Any = None, *, roles: tuple[str, ...] = ("clinician", "staff"), **overrides: Any
+    ) -> PagesGateway:
+        from serve_process import ServeProcess
+
+        number = len(started)
+        settings = _settings(tmp_path / f"gw{number}", gateway_scp_port, orthanc, overrides)
+        gateway = Gateway(settings)
+        store = KeyStore(gateway.engine)
+        keys = {role: store.create(f"pages-{role}", role)[1] for role in roles}
+        served = PagesGateway(ServeProcess(settings, tmp_path, f"serve{number}"), gateway, keys)
+        started.append(served)
+        served.process.start()
+        return served
+
+    yield start
+    for served in started:
+        served.process.kill()
 
 
-@pytest.fixture
-def make_client(tmp_path) -> Iterator[Callable[..., tuple[TestClient, Gateway, str]]]:
-    """make_client(**settings) -> (TestClient, Gateway, plaintext API key)."""
-    clients: list[TestClient] = []
+def _settings(data_dir: Path, scp_port: int, orthanc: Any, overrides: dict[str, Any]) -> Settings:
+    from gateway_testkit import gateway_settings
 
-    def make(**overrides: object) -> tuple[TestClient, Gateway, str]:
-        gateway = Gateway(web_settings(tmp_path / f"var{len(clients)}", **overrides))
-        app = create_app(gateway)
-        client = TestClient(app, raise_server_exceptions=False)
-        client.__enter__()
-        clients.append(client)
-        _, key = app.state.keys.create("web-test", "clinician")
-        client.headers["Authorization"] = f"Bearer {key}"
-        return client, gateway, key
+    values: dict[str, Any] = {"workers": 1, **overrides}
+    if orthanc is None:
+        values["pacs"] = [
+            PacsSettings(
+                name="test-orthanc",
+                ae_title="NOBODY",
+                host="127.0.0.1",
+                port=free_port(),  # nothing listens here
+                connect_timeout=1.0,
+            )
+        ]
+        orthanc = _Nowhere()
+    return gateway_settings(data_dir, scp_port, orthanc, **values)
 
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
+
+class _Nowhere:
+    """What gateway_settings reads of an Orthanc; its PACS entry is replaced above."""
+
+    ae_title = "NOBODY"
+    dicom_port = 1

@@ -12,8 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from gateway.api.routes_previews import placeholder_response
 from gateway.review import ReviewItem
 from gateway.service import Gateway
+from gateway.web.pages_review import Reviewer
 from gateway.web.review_look import look_cache, received_files
-from gateway.web.routes_review import Reviewer
 from gateway.web.session import PAGES
 from gateway.web.templating import NO_STORE, PageNotFound
 from pacs.preview.errors import PreviewUnavailable

@@ -62,7 +62,7 @@ def test_staff_resolve_a_queued_study_and_the_follow_up_fetch_shows_it(
         desk.get_by_role("button", name="Dismiss: do not fetch").click()
         expect(desk.get_by_role("status").first).to_contain_text("Dismissed")
         expect(desk.locator(".outcome")).to_contain_text("Outside CBCT already reported on paper")
-        # A dismissal can be taken back from here (tests/pages/test_pages_reopen.py).
+        # A dismissal can be taken back from here (tests/web/test_pages_reopen.py).
         expect(desk.locator(".outcome").get_by_role("button", name="Reopen")).to_be_visible()
         screenshot(desk, "review-dismissed")
         assert_accessible(desk)
