@@ -1,7 +1,8 @@
 """Fixtures shared by every test: the real Orthanc (pytest_orthanc) and the PostgreSQL server.
 
 PostgreSQL: `./dev test` starts a throwaway cluster on a free port and exports its URL as
-PACS_GATEWAY_TEST_POSTGRES_URL. A test that needs PostgreSQL and cannot reach it skips on a
+GATEWAY_TEST_POSTGRES_URL (not PACS_GATEWAY_*: serve warns about unknown variables with its
+prefix). A test that needs PostgreSQL and cannot reach it skips on a
 developer's machine but FAILS when CI is set, so a CI run never passes with those tests silently
 left out."""
 
@@ -21,7 +22,7 @@ DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 def postgres_admin_url() -> sa.URL:
     """The server the PostgreSQL tests create their databases on, as a database URL."""
     raw = (
-        os.environ.get("PACS_GATEWAY_TEST_POSTGRES_URL")
+        os.environ.get("GATEWAY_TEST_POSTGRES_URL")
         or os.environ.get("JOBS_TEST_POSTGRES_URL")
         or DEFAULT_POSTGRES_URL
     )
