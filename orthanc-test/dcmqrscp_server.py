@@ -20,10 +20,10 @@ import signal
 import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import Any
 
-from orthanc_server import HOST, Modality, c_echo, free_port, wait_until
+from orthanc_server import Modality, c_echo
+from server_process import HOST, ServerProcess, free_port
 
 DCMQRSCP_BINARY = Path("/usr/bin/dcmqrscp")
 
@@ -58,11 +58,18 @@ class DcmqrscpError(RuntimeError):
     """dcmqrscp could not be started or stopped."""
 
 
-class DcmqrscpServer:
+class DcmqrscpServer(ServerProcess):
     """A dcmqrscp process group on a loopback port with its own storage folder.
 
     ``hosts`` are its HostTable: the only AE titles it will C-MOVE to (anyone may connect).
     """
+
+    name = "dcmqrscp"
+    package = "dcmtk"
+    error = DcmqrscpError
+    # stop() kills the whole group outright, as it always has: nothing a test reads
+    # depends on dcmqrscp shutting down cleanly.
+    stop_signal = signal.SIGKILL
 
     def __init__(
         self,
@@ -76,32 +83,11 @@ class DcmqrscpServer:
         binary: Path = DCMQRSCP_BINARY,
         max_pdu: int = 131072,
     ) -> None:
-        self.work_dir = Path(work_dir).resolve()
-        self._ae_title = ae_title
+        super().__init__(work_dir, ae_title, port or free_port(), binary)
         self._hosts = dict(hosts or {})
-        self._port = port or free_port()
         self._sop_classes = tuple(sop_classes)
         self._syntaxes = tuple(syntaxes)
-        self._binary = binary
         self._max_pdu = max_pdu
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_handle: IO[bytes] | None = None
-
-    @property
-    def ae_title(self) -> str:
-        return self._ae_title
-
-    @property
-    def host(self) -> str:
-        return HOST
-
-    @property
-    def dicom_port(self) -> int:
-        return self._port
-
-    @property
-    def storage_dir(self) -> Path:
-        return self.work_dir / "storage"
 
     @property
     def config_path(self) -> Path:
@@ -115,16 +101,12 @@ class DcmqrscpServer:
     def log_path(self) -> Path:
         return self.work_dir / "dcmqrscp.log"
 
-    @property
-    def is_running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
     def config_text(self) -> str:
         hosts = "\n".join(
             f"{name} = ({aet}, {host}, {port})" for name, (aet, host, port) in self._hosts.items()
         )
         return (
-            f"NetworkTCPPort  = {self._port}\n"
+            f"NetworkTCPPort  = {self._dicom_port}\n"
             f"MaxPDUSize      = {self._max_pdu}\n"
             "MaxAssociations = 16\n"
             "HostTable BEGIN\n"
@@ -186,92 +168,41 @@ class DcmqrscpServer:
             "--disable-host-lookup",
         ]
 
-    def start(self, timeout: float = 15) -> None:
-        """Spawn dcmqrscp in its own process group and return once C-ECHO answers."""
-        if self.is_running:
-            return
-        if not self._binary.exists():
-            raise DcmqrscpError(
-                f"{self._binary} not found: install Debian's dcmtk package (./dev test does)"
-            )
-        self.storage_dir.mkdir(parents=True, exist_ok=True)
+    def write_config(self) -> None:
         self.config_path.write_text(self.config_text())
         self.profile_path.write_text(self.profile_text())
-        self._close_log()
-        self._log_handle = self.log_path.open("ab")
-        self._process = subprocess.Popen(
-            self.arguments(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_handle,
-            stderr=subprocess.STDOUT,
-            cwd=self.work_dir,
-            # Its own group: stop() reaches the children it forks per association.
-            start_new_session=True,
-        )
-        try:
-            ready = wait_until(self._ready, timeout)
-        except BaseException:
-            self.stop()
-            raise
-        if not ready:
-            self.stop()
-            raise DcmqrscpError(
-                f"dcmqrscp did not answer C-ECHO within {timeout} s on port {self._port}; "
-                f"log tail:\n{self.log_tail()}"
-            )
 
-    def _ready(self) -> bool:
-        if not self.is_running:
-            raise DcmqrscpError(f"dcmqrscp exited at start; log tail:\n{self.log_tail()}")
-        return c_echo(HOST, self._port, self._ae_title, timeout=1.0)
+    def _popen_options(self) -> dict[str, Any]:
+        # Its own group: stopping reaches the children it forks per association.
+        return {"start_new_session": True}
 
-    def stop(self) -> None:
-        """Kill the parent and every forked child; returns once the parent has exited."""
-        process = self._process
-        if process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            self._process = None
-        self._close_log()
+    def start(self, timeout: float = 15) -> None:
+        """Spawn dcmqrscp in its own process group and return once C-ECHO answers."""
+        super().start(timeout)
+
+    def _answers(self) -> bool:
+        return c_echo(HOST, self._dicom_port, self._ae_title, timeout=1.0)
+
+    def _signal(self, process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+        # The whole group, even when the parent is gone: forked children may outlive it.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+
+    def _terminate(self, sig: signal.Signals, timeout: float) -> None:
+        super()._terminate(sig, timeout)
+        # Forgotten, so a second stop cannot signal a group id reused since.
+        self._process = None
 
     def load(self, files: Iterable[Path]) -> int:
         """C-STORE files as they are (one context per class and syntax); returns the count."""
         import demo_studies
 
-        return demo_studies.store(list(files), HOST, self._port, self._ae_title)
+        return demo_studies.store(list(files), HOST, self._dicom_port, self._ae_title)
 
     def stored_files(self) -> list[Path]:
         return sorted(
             p for p in self.storage_dir.rglob("*") if p.is_file() and p.name != "index.dat"
         )
-
-    def _close_log(self) -> None:
-        if self._log_handle is not None:
-            self._log_handle.close()
-            self._log_handle = None
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = f"pid {self._process.pid}" if self.is_running and self._process else "stopped"
-        return f"DcmqrscpServer({self._ae_title}@{HOST}:{self._port}, {state})"
 
 
 __all__ = ["DCMQRSCP_BINARY", "DcmqrscpError", "DcmqrscpServer", "free_port"]

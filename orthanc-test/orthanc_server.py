@@ -13,21 +13,17 @@ import ctypes
 import json
 import os
 import signal
-import socket
-import subprocess
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import Any
 
 import httpx
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from server_process import HOST, ServerProcess, free_port, wait_until
 
 ORTHANC_BINARY = Path("/usr/sbin/Orthanc")
 TEMPLATE_PATH = Path(__file__).with_name("orthanc.json.template")
-HOST = "127.0.0.1"
 
 _PR_SET_PDEATHSIG = 1
 
@@ -36,17 +32,6 @@ Modality = tuple[str, str, int]
 
 class OrthancError(RuntimeError):
     """Orthanc could not be started, stopped or queried."""
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was free a moment ago.
-
-    The port is only released, not reserved: another process may take it before
-    the caller binds it, which is acceptable on a test machine.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def _die_with_parent() -> None:
@@ -80,17 +65,6 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     return config
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    """Poll ``condition`` until it is true or ``timeout`` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-
-
 def c_echo(
     host: str, port: int, called_aet: str, calling_aet: str = "ECHOSCU", timeout: float = 2.0
 ) -> bool:
@@ -109,8 +83,12 @@ def c_echo(
         assoc.release()
 
 
-class OrthancServer:
+class OrthancServer(ServerProcess):
     """An Orthanc process on loopback ports with its own storage folder."""
+
+    name = "Orthanc"
+    package = "orthanc"
+    error = OrthancError
 
     def __init__(
         self,
@@ -123,35 +101,17 @@ class OrthancServer:
         binary: Path = ORTHANC_BINARY,
         config_overrides: dict[str, Any] | None = None,
     ) -> None:
-        # Absolute, because Orthanc runs with the work dir as its cwd.
-        self.work_dir = Path(work_dir).resolve()
-        self._ae_title = ae_title
+        super().__init__(work_dir, ae_title, dicom_port or free_port(), binary)
         # Kept here as well as in Orthanc so a restart re-registers modalities
         # added through the REST API (Orthanc keeps those in memory only).
         self._modalities: dict[str, Modality] = dict(modalities or {})
-        self._dicom_port = dicom_port or free_port()
         self._http_port = http_port or free_port()
         while self._http_port == self._dicom_port and http_port is None:
             self._http_port = free_port()
-        self._binary = binary
         self._overrides = dict(config_overrides or {})
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_handle: IO[bytes] | None = None
         self._client: httpx.Client | None = None
 
     # -- properties ---------------------------------------------------------------
-
-    @property
-    def ae_title(self) -> str:
-        return self._ae_title
-
-    @property
-    def host(self) -> str:
-        return HOST
-
-    @property
-    def dicom_port(self) -> int:
-        return self._dicom_port
 
     @property
     def http_port(self) -> int:
@@ -162,10 +122,6 @@ class OrthancServer:
         return f"http://{HOST}:{self._http_port}"
 
     @property
-    def storage_dir(self) -> Path:
-        return self.work_dir / "storage"
-
-    @property
     def config_path(self) -> Path:
         return self.work_dir / "orthanc.json"
 
@@ -174,16 +130,8 @@ class OrthancServer:
         return self.work_dir / "orthanc.log"
 
     @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    @property
     def modalities(self) -> dict[str, Modality]:
         return dict(self._modalities)
-
-    @property
-    def is_running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -204,6 +152,15 @@ class OrthancServer:
         )
         return config
 
+    def write_config(self) -> None:
+        self.config_path.write_text(json.dumps(self.config(), indent=2))
+
+    def arguments(self) -> list[str]:
+        return [str(self._binary), str(self.config_path)]
+
+    def _popen_options(self) -> dict[str, Any]:
+        return {"env": orthanc_environment(), "preexec_fn": _die_with_parent}
+
     def start(self, timeout: float = 30) -> None:
         """Spawn Orthanc and return once both REST and C-ECHO answer.
 
@@ -211,101 +168,24 @@ class OrthancServer:
         how PR_SET_PDEATHSIG works): call it from the main thread or from one that
         outlives the server.
         """
-        if self.is_running:
-            return
-        if not self._binary.exists():
-            raise OrthancError(
-                f"{self._binary} not found: install Debian's orthanc package (./dev test does)"
-            )
-        self.storage_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(json.dumps(self.config(), indent=2))
-        self._close_log()
-        self._log_handle = self.log_path.open("ab")
-        self._process = subprocess.Popen(
-            [str(self._binary), str(self.config_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_handle,
-            stderr=subprocess.STDOUT,
-            cwd=self.work_dir,
-            env=orthanc_environment(),
-            preexec_fn=_die_with_parent,
-        )
-        try:
-            ready = wait_until(self._ready, timeout)
-        except BaseException:
-            self.kill()
-            raise
-        if not ready:
-            self.kill()
-            raise OrthancError(
-                f"Orthanc did not answer within {timeout} s (DICOM {self._dicom_port}, "
-                f"HTTP {self._http_port}); log tail:\n{self.log_tail()}"
-            )
+        super().start(timeout)
 
-    def _ready(self) -> bool:
-        if not self.is_running:
-            # Let start() fail at once instead of polling a dead process.
-            raise OrthancError(f"Orthanc exited at start; log tail:\n{self.log_tail()}")
+    def _answers(self) -> bool:
         try:
             self._http().get("/system", timeout=1.0).raise_for_status()
         except httpx.HTTPError:
             return False
         return c_echo(HOST, self._dicom_port, self._ae_title, timeout=1.0)
 
-    def stop(self, timeout: float = 10) -> None:
-        """Stop gracefully (SIGTERM), SIGKILL after ``timeout``; returns once exited."""
-        self._terminate(signal.SIGTERM, timeout)
-
-    def kill(self) -> None:
-        """Crash the server (SIGKILL), as a power cut would; returns once exited."""
-        self._terminate(signal.SIGKILL, 5)
+    def _ports_text(self) -> str:
+        return f"DICOM {self._dicom_port}, HTTP {self._http_port}"
 
     def _terminate(self, sig: signal.Signals, timeout: float) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
-        process = self._process
-        if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(sig)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                # Waiting is what guarantees the SQLite index lock is released
-                # before anyone starts a server on the same folder.
-                process.wait()
-        self._close_log()
-
-    def _close_log(self) -> None:
-        if self._log_handle is not None:
-            self._log_handle.close()
-            self._log_handle = None
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = f"pid {self.pid}" if self.is_running else "stopped"
-        return (
-            f"OrthancServer({self._ae_title}@{HOST}:{self._dicom_port}, "
-            f"http {self._http_port}, {state})"
-        )
+        # Waiting for the exit is what releases the SQLite index lock.
+        super()._terminate(sig, timeout)
 
     # -- REST helpers -------------------------------------------------------------
 

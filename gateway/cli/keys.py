@@ -6,7 +6,6 @@ notices a revocation within its key cache's lifetime (gateway.core.keys.CACHE_TT
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -15,9 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from gateway.cli.sentences import load_settings
 from gateway.core.database import open_database
 from gateway.core.keys import CACHE_TTL_SECONDS, ROLES, KeyStore
-from gateway.core.settings import CONFIG_ENV, Settings
+from gateway.core.settings import CONFIG_ENV
 
 T = TypeVar("T")
 
@@ -76,9 +76,7 @@ def revoke(
 
 
 def _store(config: Path | None) -> KeyStore:
-    if config is not None:
-        os.environ[CONFIG_ENV] = str(config)
-    settings = _or_exit(Settings)
+    settings = load_settings(config)
     assert settings.database_url is not None  # Settings fills in the SQLite default
     return KeyStore(open_database(settings.database_url))
 

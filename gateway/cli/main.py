@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import socket
 import time
@@ -15,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -26,9 +24,8 @@ from gateway.cli.keys import keys_app
 from gateway.cli.sentences import (
     CliError,
     SentenceTyper,
-    check_toml,
-    settings_error,
-    unknown_environment,
+    fail,
+    load_settings,
 )
 from gateway.cli.windows_service import service_app
 from gateway.core.settings import CONFIG_ENV, Settings
@@ -96,7 +93,7 @@ def main(
 @app.command()
 def echo(config: ConfigOption = None, pacs: PacsOption = None, as_json: JsonOption = False) -> None:
     """C-ECHO the PACS and print the round trip."""
-    settings = _settings(config)
+    settings = load_settings(config)
     peer = _or_exit(lambda: settings.peer(pacs))
     seconds = _or_exit(lambda: c_echo(peer, settings.ae_title))
     if as_json:
@@ -118,7 +115,7 @@ def find(
     as_json: JsonOption = False,
 ) -> None:
     """List a patient's studies on the PACS."""
-    settings = _settings(config)
+    settings = load_settings(config)
     peer = _or_exit(lambda: settings.peer(pacs))
     query = _query(patient_id, name, birth_date, date_from, date_to, modality)
     studies = _or_exit(lambda: find_studies(peer, settings.ae_title, query))
@@ -144,7 +141,7 @@ def fetch(
 
     Runs the same fetch job `serve` runs (its matching, its index, its review queue), in this
     process, so what it brings in is filed exactly as a fetch asked of the gateway would be."""
-    settings = _settings(config)
+    settings = load_settings(config)
     peer = _or_exit(lambda: settings.peer(pacs))
     query = _query(patient_id, name, birth_date, date_from, date_to, modality)
     if not patient_id:
@@ -246,7 +243,7 @@ def check(
     """Check R4, each PACS and the Flynotes licence, one line each; exit 1 on any failure."""
     from gateway.cli.check import render, run_install_checks
 
-    settings = _settings(config)
+    settings = load_settings(config)
     results = run_install_checks(settings, study_uid=move_study)
     typer.echo(render(results, as_json=as_json))
     if not all(r.ok for r in results):
@@ -273,7 +270,7 @@ def serve(
         http_socket = startup.bind_http(settings.http_host, settings.http_port)
         startup.check_dicom_port(settings.dicom_bind, settings.dicom_port)
     except startup.StartupFailure as failure:
-        startup.fail(failure)
+        fail(str(failure), failure.exit_code)
     if workers is not None:
         settings.workers = workers
     gateway = _or_exit(lambda: Gateway(settings))
@@ -298,20 +295,6 @@ def serve(
     if gateway.practice.exit_code is not None:
         # 75 (EX_TEMPFAIL): the service manager must start us again (docs/deployment.md).
         raise typer.Exit(gateway.practice.exit_code)
-
-
-def _settings(config: Path | None) -> Settings:
-    if config is not None:
-        os.environ[CONFIG_ENV] = str(config)
-    for warning in unknown_environment(Settings, known=(CONFIG_ENV,)):
-        err_console.print(warning, markup=False, highlight=False)
-    config_file = os.environ.get(CONFIG_ENV)
-    if config_file:
-        check_toml(Path(config_file))
-    try:
-        return Settings()
-    except ValidationError as exc:
-        raise settings_error(exc, Settings, config_file) from None
 
 
 def _query(

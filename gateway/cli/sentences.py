@@ -1,9 +1,12 @@
 """What the command line says when something is wrong: one sentence on stderr, exit 1.
 
 - Every error ends as one sentence a person can act on; the traceback only with `--debug`.
+- Every command reads its settings through `load_settings`, so each configuration sentence
+  is worded here once, whether `serve` or `echo` meets it.
 - A configuration error names the file (or the environment variable), the key, and the
   setting meant when the key is a near miss ("did you mean dicom_port?").
-- A TOML syntax error names the file, the line and the column.
+- A configuration file that is missing, a folder, unreadable, not UTF-8 or not TOML is named
+  with what to do; a TOML syntax error names the line and the column.
 - `PACS_GATEWAY_*` variables that are no setting are warned about (a typo there is otherwise
   silently ignored, and the default used).
 Sentences are printed as plain text, never as rich markup: "[[pacs]]" prints as typed.
@@ -21,6 +24,8 @@ from typing import Any, NoReturn
 
 import typer
 from pydantic import BaseModel, ValidationError
+
+from gateway.core.settings import CONFIG_ENV, Settings
 
 ENV_PREFIX = "PACS_GATEWAY_"
 
@@ -45,13 +50,13 @@ class SentenceTyper(typer.Typer):
             fail(sentence(exc))
 
 
-def fail(text: str) -> NoReturn:
-    print(text, file=sys.stderr)
-    raise SystemExit(1)
+def fail(text: str, exit_code: int = 1) -> NoReturn:
+    print(text, file=sys.stderr, flush=True)
+    raise SystemExit(exit_code)
 
 
 def warn(text: str) -> None:
-    print(text, file=sys.stderr)
+    print(text, file=sys.stderr, flush=True)
 
 
 def sentence(exc: BaseException) -> str:
@@ -67,15 +72,49 @@ def sentence(exc: BaseException) -> str:
     )
 
 
+def load_settings(config: Path | None) -> Settings:
+    """Settings from the environment and the TOML file, or CliError with one sentence.
+
+    `config` (the --config option) wins over $PACS_GATEWAY_CONFIG. Unknown PACS_GATEWAY_*
+    variables are warned about on stderr first.
+    """
+    if config is not None:
+        os.environ[CONFIG_ENV] = str(config)
+    for warning in unknown_environment(Settings, known=(CONFIG_ENV,)):
+        warn(warning)
+    config_file = os.environ.get(CONFIG_ENV)
+    if config_file:
+        check_toml(Path(config_file))
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise settings_error(exc, Settings, config_file) from None
+
+
 def check_toml(path: Path) -> None:
-    """Raise CliError naming the file, line and column when `path` is not valid TOML."""
+    """Raise CliError with what to do when `path` cannot be read as a TOML file."""
     try:
         with path.open("rb") as handle:
             tomllib.load(handle)
     except FileNotFoundError:
         raise CliError(f"The configuration file {path} does not exist.") from None
+    except IsADirectoryError:
+        raise CliError(
+            f"The configuration file {path} is a folder; name the TOML file itself."
+        ) from None
+    except PermissionError:
+        raise CliError(
+            f"The configuration file {path} cannot be read: permission denied for the "
+            "service's account."
+        ) from None
+    except UnicodeDecodeError:
+        raise CliError(
+            f"The configuration file {path} is not UTF-8 text; save it as UTF-8."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise CliError(f"The configuration file {path} is not valid TOML: {exc}.") from None
+    except OSError as exc:
+        raise CliError(f"The configuration file {path} could not be read: {exc}.") from None
 
 
 def settings_error(

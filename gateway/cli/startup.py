@@ -13,16 +13,12 @@ Invariants:
 from __future__ import annotations
 
 import errno
-import os
 import socket
-import sys
 from pathlib import Path
-from typing import NoReturn
 
-from pydantic import ValidationError
-
-from gateway.cli.sentences import settings_error, unknown_environment
-from gateway.core.settings import CONFIG_ENV, Settings
+from gateway.cli import sentences
+from gateway.cli.sentences import CliError
+from gateway.core.settings import Settings
 
 EXIT_CONFIG = 1
 EXIT_UNAVAILABLE = 3
@@ -34,45 +30,15 @@ class StartupFailure(Exception):
         self.exit_code = exit_code
 
 
-def fail(failure: StartupFailure) -> NoReturn:
-    print(str(failure), file=sys.stderr, flush=True)
-    raise SystemExit(failure.exit_code)
-
-
 def load_settings(config: Path | None) -> Settings:
-    """Settings from the environment and the TOML file; StartupFailure with a sentence."""
-    if config is not None:
-        os.environ[CONFIG_ENV] = str(config)
-    name = os.environ.get(CONFIG_ENV) or "(none)"
-    for warning in unknown_environment(Settings, known=(CONFIG_ENV,)):
-        print(warning, file=sys.stderr, flush=True)
+    """Settings as every command loads them, or StartupFailure with EXIT_CONFIG.
+
+    The sentences are gateway.cli.sentences'; a restart alone never cures a configuration.
+    """
     try:
-        return Settings()
-    except FileNotFoundError as exc:
+        return sentences.load_settings(config)
+    except CliError as exc:
         raise StartupFailure(str(exc), EXIT_CONFIG) from None
-    except IsADirectoryError:
-        raise StartupFailure(
-            f"The configuration file {name} is a folder; name the TOML file itself.", EXIT_CONFIG
-        ) from None
-    except PermissionError:
-        raise StartupFailure(
-            f"The configuration file {name} cannot be read: permission denied for the "
-            "service's account.",
-            EXIT_CONFIG,
-        ) from None
-    except UnicodeDecodeError:
-        raise StartupFailure(
-            f"The configuration file {name} is not UTF-8 text; save it as UTF-8.", EXIT_CONFIG
-        ) from None
-    except ValidationError as exc:
-        # The same sentence as every other command: the file or variable, the key, and
-        # "did you mean dicom_port?" for a near miss (gateway.cli.sentences).
-        config_file = os.environ.get(CONFIG_ENV)
-        raise StartupFailure(str(settings_error(exc, Settings, config_file)), EXIT_CONFIG) from None
-    except (ValueError, OSError) as exc:  # TOML syntax errors are ValueErrors
-        raise StartupFailure(
-            f"The configuration file {name} could not be read: {exc}.", EXIT_CONFIG
-        ) from None
 
 
 def bind_http(host: str, port: int) -> socket.socket:

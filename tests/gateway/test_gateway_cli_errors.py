@@ -68,6 +68,16 @@ def test_a_toml_syntax_error_names_the_file_and_the_line(tmp_path):
     assert str(config) in said and "not valid TOML" in said and "line 2" in said
 
 
+def test_every_command_words_an_unreadable_config_file_as_serve_does(tmp_path):
+    # A folder named as the file, and a file that is not UTF-8: the sentences `serve` says.
+    said = _one_sentence(_cli("echo", "--config", str(tmp_path)))
+    assert str(tmp_path) in said and "is a folder; name the TOML file itself" in said
+    config = tmp_path / "gateway.toml"
+    config.write_bytes(b'data_dir = "\xff\xfe"\n')
+    said = _one_sentence(_cli("keys", "list", "--config", str(config)))
+    assert str(config) in said and "is not UTF-8 text" in said
+
+
 def test_debug_shows_the_traceback(tmp_path):
     config = _config(tmp_path, "dicom_prot = 11112\n")
     result = _cli("--debug", "echo", "--config", str(config))

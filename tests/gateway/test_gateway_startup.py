@@ -57,7 +57,7 @@ def test_busy_port(tmp_path, which):
     ("content", "expected"),
     [
         (b'data_dir = "\xff\xfe"\n', "is not UTF-8 text"),
-        (b"data_dir = [\n", "could not be read"),
+        (b"data_dir = [\n", "is not valid TOML"),
         (b'http_port = "eighty"\n', "the setting http_port is not valid"),
         (b"http_prot = 8080\n", "http_prot is not one the gateway knows (did you mean http_port?)"),
     ],
