@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import sqlalchemy as sa
 
@@ -186,7 +187,9 @@ class Gateway:
         self, request: FetchRequest, *, idempotency: str | None = None, api_key_id: str = ""
     ) -> tuple[jobs.Job, bool]:
         """A fetch-studies command from the practice side (SQS): audited as that command."""
-        job, created = self.submit_fetch(request, idempotency=idempotency, api_key_id=api_key_id)
+        job, created = self.submit_fetch(
+            request, idempotency=idempotency, api_key_id=api_key_id, key_name=PRACTICE_ACTOR
+        )
         self.access.submitted(PRACTICE_ACTOR, job.id, job.params)
         return job, created
 
@@ -202,7 +205,12 @@ class Gateway:
             self.review, self.links, self.audit, item_id, r4_patient_id, actor
         )
         # attach_pushed_study is looked up now: tests replace it on the instance.
-        return bring_in_resolved(self.submit_fetch, self.attach_pushed_study, self.review, item)
+        return bring_in_resolved(
+            partial(self.submit_fetch, key_name=f"{actor} (review)"),
+            self.attach_pushed_study,
+            self.review,
+            item,
+        )
 
     def dismiss_review(self, item_id: int, reason: str, actor: str) -> ReviewItem:
         """Close a review item without a link; the reason is kept and audited.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from functools import partial
 from typing import Annotated, Any
 
 import anyio
@@ -156,7 +157,9 @@ async def fetch(
         return _fetch_page(request, user, values, errors, status=422)
     gateway = _gateway(request)
     try:
-        job, _ = await run_in_threadpool(gateway.submit_fetch, request_body)
+        job, _ = await run_in_threadpool(
+            partial(gateway.submit_fetch, request_body, key_name=user.key.name)
+        )
     except FetchRefused as exc:
         errors["form"] = str(exc)
         return _fetch_page(request, user, values, errors, status=422)

@@ -138,3 +138,21 @@ def _follow_ups(gateway) -> list[str]:
         for i in gateway.review.list(state=None)
         if i.follow_up_job_id is not None
     ]
+
+
+def test_the_follow_up_fetch_is_logged_as_submitted_by_the_reviewer(
+    client, auth, queue_study, caplog
+):
+    """An operator reading the log sees who caused a fetch: here the staff key that resolved."""
+    item, _ = queue_study()
+    caplog.set_level("INFO", logger="jobs")
+
+    answer = client.post(
+        f"/api/v1/review/{item.id}/resolve", json={"r4_patient_id": 1005}, headers=auth("staff")
+    )
+
+    job_id = answer.json()["follow_up_job_id"]
+    submitted = [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith("job submitted")
+    ]
+    assert submitted == [f"job submitted: fetch {job_id} (key_name=test-staff (review))"]
