@@ -6,6 +6,7 @@ query strings, which carry patient ids. middleware.RequestLog logs route templat
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -37,6 +38,8 @@ from gateway.dicomweb import routes as dicomweb_routes
 from gateway.service import Gateway
 from gateway.web import install as install_pages
 
+log = logging.getLogger(__name__)
+
 MAX_BODY_BYTES = 64 * 1024
 
 _DESCRIPTION = """\
@@ -50,7 +53,15 @@ Every route but `/health` needs an API key (`Authorization: Bearer pgw_…`, cre
 def create_app(gateway: Gateway, *, keys: KeyStore | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        gateway.start()
+        try:
+            gateway.start()
+        except Exception as exc:
+            # One sentence for the operator (the class and our message, which carry no patient
+            # data); the traceback only with debug logging. uvicorn then exits 3.
+            log.error("The gateway could not start: %s", _sentence(exc))
+            log.debug("start-up failure", exc_info=True)
+            await run_in_threadpool(gateway.stop)
+            raise
         try:
             yield
         finally:
@@ -130,3 +141,8 @@ def _problem_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
     return schema
+
+
+def _sentence(exc: Exception) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -10,6 +10,8 @@ Invariants:
   does not propagate and has its own handler, which lets through at most `burst` lines per
   message per `window` seconds and then says how many similar lines it left out. A PACS
   that keeps aborting associations writes a few lines a minute, not thousands.
+- A start-up failure is one sentence: the formatted traceback uvicorn logs after a failed
+  lifespan is dropped (the app logged why, its traceback at DEBUG).
 - Fields passed as `extra=` that are listed in JOB_FIELDS (job id, kind, counts, bytes,
   durations: never patient data) become JSON keys, or `key=value` at the end of a text line.
 """
@@ -85,6 +87,11 @@ def configure(
         for old_filter in [f for f in repeating.filters if isinstance(f, RateLimit)]:
             repeating.removeFilter(old_filter)
         repeating.addFilter(RateLimit(burst, window, by_message=True))
+    # The app's lifespan says in one sentence why it could not start; uvicorn would add the
+    # traceback starlette hands it as text.
+    lifespan = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, DropTracebackText) for f in lifespan.filters):
+        lifespan.addFilter(DropTracebackText())
     # One line per association and per image at INFO: too much for an operator's log.
     noisy.setLevel(logging.WARNING)
     # httpx logs full request URLs at INFO, and URLs can carry patient ids.
@@ -123,6 +130,14 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class DropTracebackText(logging.Filter):
+    """Drops a record whose message is a formatted traceback (uvicorn logs the one starlette
+    sends with `lifespan.startup.failed`); the app has logged its sentence already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Traceback (most recent call last)")
 
 
 class RateLimit(logging.Filter):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import subprocess
@@ -122,3 +123,39 @@ def _https_healthy(process, cert) -> bool:
         return httpx.get(url, verify=trust, timeout=1).is_success
     except httpx.HTTPError:
         return False
+
+
+def test_a_failure_inside_the_start_is_one_sentence_and_exit_3(tmp_path):
+    """Past the checks above, the Storage SCP can still fail to bind (the port taken between
+    the probe and the bind, as on a restart race): simulated at that boundary by replacing
+    StorageSCP.start in the serve process."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import pacs.scp\n\n"
+        "def _taken(self):\n"
+        "    raise OSError(98, 'Address already in use')\n\n"
+        "pacs.scp.StorageSCP.start = _taken\n",
+        encoding="utf-8",
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--config",
+            str(config_file(tmp_path, free_port(), free_port())),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(hook)},
+    )
+
+    assert result.returncode == 3
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert errors[0].endswith(
+        "The gateway could not start: OSError: [Errno 98] Address already in use"
+    ), result.stderr
