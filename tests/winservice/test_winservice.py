@@ -21,7 +21,7 @@ from winservice.supervisor import Supervisor
 # Exits 75 on its first run and 3 on its second; the third runs until SIGTERM, then exits 0
 # after saying so. Each run prints a name outside cp1252 (the log is UTF-8).
 CHILD = r"""
-import pathlib, signal, sys, time
+import pathlib, signal, sys, threading
 runs = pathlib.Path(sys.argv[1])
 n = len(runs.read_text()) if runs.exists() else 0
 runs.write_text("x" * (n + 1))
@@ -33,8 +33,7 @@ if n == 1:
     sys.exit(3)
 signal.signal(signal.SIGTERM, lambda *a: (print("graceful stop", flush=True), sys.exit(0)))
 print("serving", flush=True)
-while True:
-    time.sleep(0.05)
+threading.Event().wait()  # serves until the signal handler exits
 """
 
 
@@ -122,8 +121,8 @@ def test_supervisor_restarts_on_75_and_on_crash_logs_everything_and_stops_gracef
 def test_a_child_that_ignores_the_stop_is_killed_after_the_timeout(tmp_path):
     child = tmp_path / "child.py"
     child.write_text(
-        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-        "print('up', flush=True)\nwhile True: time.sleep(0.05)\n"
+        "import signal, threading\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('up', flush=True)\nthreading.Event().wait()\n"
     )
     spec = _spec(tmp_path, (sys.executable, str(child)), stop_timeout_seconds=0.5)
     asked: list[int] = []
