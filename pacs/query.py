@@ -16,6 +16,7 @@ from pacs.association import open_association
 from pacs.attributes import date_value, int_value, multi_value, patient_of
 from pacs.errors import AssociationAborted, dimse_failure
 from pacs.models import Instance, Peer, PersonName, Series, Study, StudyQuery
+from pacs.store import InvalidUID, check_uid
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def find_studies(
     put another person's study into a patient's fetch."""
     with open_association(peer, calling_ae_title, [build_context(FindModel)]) as assoc:
         answers = list(_find(assoc, peer, _study_identifier(query)))
-    studies = [_study(a) for a in answers if a.get("StudyInstanceUID")]
+    studies = [_study(a) for a in answers if _is_uid(a.get("StudyInstanceUID"), peer)]
     kept = []
     for study in studies:
         wrong_study = bool(query.study_uid) and study.study_uid != query.study_uid
@@ -172,6 +173,22 @@ def _study(a: Dataset) -> Study:
         number_of_instances=int_value(a.get("NumberOfStudyRelatedInstances")),
         number_of_series=int_value(a.get("NumberOfStudyRelatedSeries")),
     )
+
+
+def _is_uid(value: object, peer: Peer) -> bool:
+    """A StudyInstanceUID we may ask for again: digits and dots. An answer carrying anything
+    else ("1.2.*", "../x") is left out, since it would go back to the PACS as a C-MOVE or
+    C-GET key and to the store as a folder name."""
+    if not value:
+        return False
+    try:
+        check_uid(str(value), "StudyInstanceUID")
+    except InvalidUID:
+        log.warning(
+            "The PACS %s answered a study whose UID is not a DICOM UID: left out.", peer.label
+        )
+        return False
+    return True
 
 
 def _same_patient(study: Study, query: StudyQuery) -> bool:

@@ -6,9 +6,10 @@ from datetime import date
 
 import demo_studies
 import pytest
+from pydicom import dcmread
 
 from pacs.echo import echo
-from pacs.models import StudyQuery
+from pacs.models import Peer, StudyQuery
 from pacs.query import find_instances, find_series, find_studies
 
 AET = "TESTSCU"
@@ -174,3 +175,26 @@ def test_the_recheck_of_a_name_query_matches_names_as_the_pacs_does(peer):
     studies = find_studies(peer, AET, query, on_foreign=lambda s: left_out.append(s.study_uid))
     assert {s.patient.patient_id for s in studies} == set(demo_studies.SAME_PERSON_IDS)
     assert left_out == []
+
+
+def test_an_answer_whose_study_uid_is_not_a_uid_is_left_out(
+    orthanc_factory, demo_catalog, tmp_path
+):
+    """A PACS that stores what it is sent (Orthanc does) can answer a StudyInstanceUID such as
+    "1.2.*": asked for again by C-MOVE or C-GET, that would be a wildcard. It never leaves
+    find_studies."""
+    server = orthanc_factory()
+    good = demo_catalog.studies_for(demo_studies.LATIN1_PATIENT_ID)[0]
+    source = good.files[0]
+    crafted = dcmread(source)
+    crafted.StudyInstanceUID = "1.2.826.0.1.*"
+    crafted.SeriesInstanceUID = "1.2.826.0.1.99.1"
+    crafted.SOPInstanceUID = "1.2.826.0.1.99.1.1"
+    bad_file = tmp_path / "crafted.dcm"
+    crafted.save_as(bad_file)
+    demo_studies.store([source, bad_file], "127.0.0.1", server.dicom_port, server.ae_title)
+    peer = Peer(server.ae_title, "127.0.0.1", server.dicom_port)
+
+    studies = find_studies(peer, AET, StudyQuery(patient_id=demo_studies.LATIN1_PATIENT_ID))
+
+    assert [s.study_uid for s in studies] == [good.study_uid]
