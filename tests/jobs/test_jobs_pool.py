@@ -241,10 +241,13 @@ def test_heartbeats_keep_a_long_job_from_being_taken_over(store, make_pool):
         started.set()
         let_go.wait(10)
 
-    make_pool({"fetch": handler}, lease_seconds=0.3, worker_id_prefix="a")
+    # 1.5 s, renewed every 0.5 s: a 2-core CI machine can stall a heartbeat by a few hundred
+    # ms (0.3 s let the second pool take the job over now and then). Without heartbeats the
+    # lease would never move, and the waits below would fail.
+    make_pool({"fetch": handler}, lease_seconds=1.5, worker_id_prefix="a")
     job, _ = store.submit("fetch", {})
     assert started.wait(10)
-    make_pool({"fetch": handler}, lease_seconds=0.3, worker_id_prefix="b")
+    make_pool({"fetch": handler}, lease_seconds=1.5, worker_id_prefix="b")
     first_expiry = store.get(job.id).lease_expires_at
     # Several lease lengths pass: the lease must have been renewed, never lost.
     wait_for(lambda: store.get(job.id).lease_expires_at > first_expiry, what="lease renewed")
