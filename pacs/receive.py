@@ -16,10 +16,11 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
-from pydicom.dataset import FileDataset
 from pynetdicom import _config, dimse_messages
 from pynetdicom.events import Event
 
+from pacs.attributes import int_value
+from pacs.header import Header, quick_header
 from pacs.store import InvalidUID, StoredInstance, StudyStore
 
 log = logging.getLogger(__name__)
@@ -105,21 +106,16 @@ def discard_partial(event: Event) -> None:
 def _file_instance(
     store: StudyStore, temp_path: Path, event: Event, calling: str
 ) -> StoredInstance:
-    header = _read_header(temp_path)
-    requested_sop = str(event.request.AffectedSOPInstanceUID or "")
-    sop = str(header.get("SOPInstanceUID", "") or "")
-    if sop != requested_sop:
+    header = quick_header(temp_path) or _read_header(temp_path)
+    sop = header.sop_instance_uid
+    if sop != str(event.request.AffectedSOPInstanceUID or ""):
         raise MalformedDataset("the dataset's SOP Instance UID differs from the request's")
-    target = store.path_for(
-        str(header.get("StudyInstanceUID", "") or ""),
-        str(header.get("SeriesInstanceUID", "") or ""),
-        sop,
-    )
+    target = store.path_for(header.study_uid, header.series_uid, sop)
     size = temp_path.stat().st_size
     new = store.accept(temp_path, target)
     return StoredInstance(
-        study_uid=str(header.StudyInstanceUID),
-        series_uid=str(header.SeriesInstanceUID),
+        study_uid=header.study_uid,
+        series_uid=header.series_uid,
         sop_instance_uid=sop,
         sop_class_uid=str(event.request.AffectedSOPClassUID or ""),
         transfer_syntax=str(event.context.transfer_syntax),
@@ -127,11 +123,13 @@ def _file_instance(
         size=size,
         new=new,
         calling_ae_title=calling,
+        number=header.instance_number,
     )
 
 
-def _read_header(path: Path) -> FileDataset:
-    """Read the UIDs we file by, and check the pixel data really ends inside the file.
+def _read_header(path: Path) -> Header:
+    """Read the UIDs we file by with pydicom, and check the pixel data really ends inside the
+    file: the judge for every file the quick walk (pacs/header.py) was not sure of.
 
     Large values are deferred, so this walks the element structure without loading pixels;
     a dataset whose lengths point past its end is refused instead of stored truncated.
@@ -153,7 +151,13 @@ def _read_header(path: Path) -> FileDataset:
         for keyword in _HEADER_TAGS:
             if keyword not in ds:
                 raise MalformedDataset(f"the dataset has no {keyword}")
-        return ds
+        return Header(
+            sop_class_uid=str(ds.SOPClassUID or ""),
+            sop_instance_uid=str(ds.SOPInstanceUID or ""),
+            study_uid=str(ds.StudyInstanceUID or ""),
+            series_uid=str(ds.SeriesInstanceUID or ""),
+            instance_number=int_value(ds.get("InstanceNumber")),
+        )
     except MalformedDataset:
         raise
     except Exception as exc:  # pydicom raises a wide range of errors on garbage

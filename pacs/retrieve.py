@@ -1,9 +1,12 @@
 """Bringing a study home by C-MOVE (to our Storage SCP) or C-GET (on the same association).
 
-What counts is what landed in the store, not what the PACS says: the study's instance list
-comes from an IMAGE-level C-FIND, arrivals are counted as files are filed, and only what is
-still missing is asked for again. A request the PACS refused (failed sub-operations) is never
-repeated unchanged: the next one changes course (other contexts, other syntaxes, C-MOVE).
+What counts is what landed in the store, not what the PACS says: arrivals are counted as
+files are filed, and only what is still missing is asked for again. A study's instance list
+is what landed only when a first retrieve ended cleanly and every count the PACS gave agrees
+with it (sub-operations completed = distinct arrivals of that study = the STUDY-level count,
+when the PACS gave one); otherwise, and for a study partly in the store, it comes from an
+IMAGE-level C-FIND. A request the PACS refused (failed sub-operations) is never repeated
+unchanged: the next one changes course (other contexts, other syntaxes, C-MOVE).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -163,14 +165,16 @@ class Retriever:
         notice: NoticeCallback | None = None,
         modalities: Sequence[str] = (),
     ) -> FetchResult:
-        """Make every instance the PACS lists for the study present in the store.
+        """Make every instance the PACS has for the study present in the store.
 
-        A study not yet in the store is moved at once while its instance list is read on a
-        second association (measured: the two overlap well for C-MOVE; for C-GET they compete
-        for the same process and the listing goes first). `expected`, the count the
-        STUDY-level answer announced, is the progress total until the list is read.
-        `modalities`, the study's as the STUDY-level answer gave them, let a C-GET start
-        the same way, proposing the storage classes they imply.
+        A study not yet in the store is retrieved at once, without listing it first: when
+        the PACS's counts vouch for what landed (see the module docstring), the IMAGE-level
+        C-FIND is skipped altogether, since decoding one answer per image costs as much
+        CPU as receiving a tenth of the images; when they do not, the listing tells what is
+        still missing. `expected`, the count the STUDY-level answer announced, is the
+        progress total until then and one of the counts checked. `modalities`, the study's
+        as the STUDY-level answer gave them, let a C-GET start at once, proposing the
+        storage classes they imply.
 
         When the PACS itself reports failed sub-operations, asking the same way again would
         fail the same way: the next request changes course instead (C-GET offering one
@@ -198,16 +202,14 @@ class Retriever:
                 {s.modality for s in find_series(peer, self.local.ae_title, study_uid)}
             )
         early = _early_attempt(peer, fresh, modalities)
+        vouched: list[Instance] | None = None
         if early is not None:
-            # The listing (one C-FIND per series) runs beside the first retrieve: it only
-            # has to tell, afterwards, what is still missing.
-            with ThreadPoolExecutor(1, thread_name_prefix="instance-list") as lister:
-                listing = lister.submit(find_instances, peer, self.local.ae_title, study_uid)
-                identifier = _identifier("STUDY", study_uid)
-                outcome = self._retrieve(peer, identifier, tally, cancelled, early)
-                instances = listing.result()
-        else:
-            instances = find_instances(peer, self.local.ae_title, study_uid)
+            identifier = _identifier("STUDY", study_uid)
+            outcome = self._retrieve(peer, identifier, tally, cancelled, early)
+            vouched = tally.vouched(outcome, modalities)
+        instances = (
+            vouched if vouched is not None else find_instances(peer, self.local.ae_title, study_uid)
+        )
         already = tally.expect(instances, self.store)
         attempts = iter(list(self._attempts(peer, instances, note)))
         if early is not None and early.method == "move":
@@ -270,12 +272,7 @@ class Retriever:
             already_present=already,
             bytes_received=tally.bytes_received,
             requests=requests,
-            instances=tuple(
-                i
-                if i.sop_class_uid or not tally.classes.get(i.sop_instance_uid)
-                else replace(i, sop_class_uid=tally.classes[i.sop_instance_uid])
-                for i in instances
-            ),
+            instances=tuple(tally.with_declared_classes(instances)),
             notices=tuple(notices),
         )
 
@@ -438,6 +435,8 @@ class _Tally:
 
     Until the instance list is known (`expect`), it counts distinct arrivals against the
     PACS's announced number; after, the expected instances still missing from the store.
+    Only instances of its own study count: a file of another study that a PACS sends on the
+    same association is filed under that study, never counted as this one's.
     """
 
     def __init__(
@@ -445,10 +444,9 @@ class _Tally:
     ) -> None:
         self._lock = threading.Condition()
         self._progress_cb = progress
-        self._arrived: set[str] = set()
-        # SOP class of each arrival, as the sender declared it: fills in what the listing
-        # lacked (dcmqrscp lists none).
-        self.classes: dict[str, str] = {}
+        # Each distinct arrival, with the SOP class the sender declared: it fills in what
+        # the listing lacked (dcmqrscp lists none).
+        self._arrived: dict[str, StoredInstance] = {}
         # Arrivals our own store could not write: failures that are ours, not the PACS's.
         self.store_failures = 0
         self.missing: set[str] | None = None
@@ -464,20 +462,63 @@ class _Tally:
                 if not store.has(i.study_uid, i.series_uid, i.sop_instance_uid)
             }
             listed = {i.sop_instance_uid for i in instances}
-            before = len(listed) - len(self.missing) - len(self._arrived & listed)
+            before = len(listed) - len(self.missing) - len(self._arrived.keys() & listed)
             self.state = replace(
                 self.state, expected=len(instances), received=len(instances) - len(self.missing)
             )
         self._emit()
         return before
 
+    def vouched(self, outcome: _Outcome, modalities: Sequence[str]) -> list[Instance] | None:
+        """What landed, as the study's instance list, if the PACS's counts vouch for it.
+
+        They do when the request ended in plain success, nothing failed, warned or remains,
+        the PACS counted its completed sub-operations, and that count, the distinct
+        arrivals and the STUDY-level count (when there was one) are the same number.
+        """
+        with self._lock:
+            s, arrived = self.state, len(self._arrived)
+            clean = (
+                outcome.status == 0x0000
+                and not outcome.failed
+                and not (s.failed or s.warning or s.remaining)
+                and s.completed == arrived
+                and arrived > 0
+                and (not s.expected or s.expected == arrived)
+            )
+            if not clean:
+                return None
+            modality = modalities[0] if len(modalities) == 1 else ""
+            return [
+                Instance(
+                    study_uid=i.study_uid,
+                    series_uid=i.series_uid,
+                    sop_instance_uid=i.sop_instance_uid,
+                    sop_class_uid=i.sop_class_uid,
+                    number=i.number,
+                    modality=modality,
+                )
+                for i in self._arrived.values()
+            ]
+
+    def with_declared_classes(self, instances: Sequence[Instance]) -> Iterator[Instance]:
+        """The instances, each with the SOP class its sender declared when the list had none."""
+        with self._lock:
+            classes = {sop: i.sop_class_uid for sop, i in self._arrived.items()}
+        for i in instances:
+            declared = classes.get(i.sop_instance_uid)
+            yield i if i.sop_class_uid or not declared else replace(i, sop_class_uid=declared)
+
     def landed(self, stored: StoredInstance) -> None:
         sop = stored.sop_instance_uid
         with self._lock:
-            if sop in self._arrived or (self.missing is not None and sop not in self.missing):
+            if (
+                stored.study_uid != self.state.study_uid
+                or sop in self._arrived
+                or (self.missing is not None and sop not in self.missing)
+            ):
                 return
-            self._arrived.add(sop)
-            self.classes[sop] = stored.sop_class_uid
+            self._arrived[sop] = stored
             if self.missing is not None:
                 self.missing.discard(sop)
             if stored.new:
@@ -494,7 +535,9 @@ class _Tally:
     def _complete(self) -> bool:
         if self.missing is not None:
             return not self.missing
-        return not self.state.expected or len(self._arrived) >= self.state.expected
+        # Before the list: as many as the PACS announced, or says it sent, whichever is more.
+        announced = max(self.state.expected, self.state.completed or 0)
+        return not announced or len(self._arrived) >= announced
 
     def sub_operations(self, status: Dataset) -> None:
         counts = {

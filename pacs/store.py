@@ -43,6 +43,7 @@ class StoredInstance:
     size: int
     new: bool
     calling_ae_title: str = ""
+    number: int | None = None  # InstanceNumber, when the dataset has a valid one
 
 
 class StudyStore:
