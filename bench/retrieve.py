@@ -5,8 +5,9 @@
 Each PACS holds the 240-slice 512x512 CT (Explicit VR). Cases, alternated, `--repeat`
 rounds, median reported:
   job move / get   a real `pacs-gateway serve` process: from `POST /api/v1/fetches` until a
-                   20 ms poll of the job sees `succeeded` (planning C-FIND, IMAGE-level
-                   listing, retrieve, filing, index writes, job bookkeeping)
+                   20 ms poll of the job sees `succeeded` (planning C-FIND, retrieve,
+                   the IMAGE-level listing when the PACS's counts do not vouch for what
+                   landed, filing, index writes, job bookkeeping)
   floor get        bare pynetdicom C-GET, chunked receive, os.replace, nothing else
   floor move       bare pynetdicom C-MOVE to a bare pynetdicom Storage SCP, same receive
 Ratios: job / floor get of the same PACS (target <= 1.15 for both methods).

@@ -2,13 +2,15 @@
 
 A C-GET or C-MOVE sender waits for our answer to each C-STORE before it sends the next
 image, so whatever the handler spends per file is paid once per image, in series. pydicom
-reads a CT slice's header in about 0.5 ms (it builds an element object per tag); this walk
-of the element headers takes a tenth of that.
+takes about 0.8 ms to read and convert what we need from a CT slice (it builds an element
+object per tag); this walk of the element headers takes about a fifth of that (measured
+on the bench's 240-slice CT).
 
 The walk is deliberately unable to refuse anything. It answers only when the file is plainly
 well formed: little-endian, not deflated, every element's length inside the file, sequences
 and encapsulated pixel data properly delimited, the top-level tags in ascending order, the
-file ending exactly at the last element, and the five values present and single-valued.
+file ending exactly at the last element, binary values whole, the four UIDs present, each
+value read printable and single-valued, and any Specific Character Set one pydicom knows.
 Anything else, however harmless, returns None, and the caller asks pydicom, which stays the
 only judge of what is refused.
 """
