@@ -125,6 +125,8 @@ def orthanc_factory(tmp_path: Path) -> Iterator[OrthancFactory]:
 
 
 MIX_COMPANION_STUDY = "dubois-ext-mr-2024"  # three series, Explicit VR and RLE
+# Two series of two classes, all Explicit VR: a study every PACS sends in one clean request.
+PLAIN_STUDY = "vanderberg-visit-2019"
 
 
 @pytest.fixture(scope="session")
@@ -150,7 +152,13 @@ def dcmqrscp(
     try:
         server.start()
         started = time.perf_counter()
-        server.load([*format_mix.files, *demo_catalog.study(MIX_COMPANION_STUDY).files])
+        server.load(
+            [
+                *format_mix.files,
+                *demo_catalog.study(MIX_COMPANION_STUDY).files,
+                *demo_catalog.study(PLAIN_STUDY).files,
+            ]
+        )
         _report(f"studies loaded into dcmqrscp in {time.perf_counter() - started:.1f} s")
         yield server
     finally:

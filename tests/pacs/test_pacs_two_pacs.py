@@ -9,7 +9,7 @@ import pytest
 from dicom_bytes import dataset_body
 from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
-from pytest_orthanc import MIX_COMPANION_STUDY
+from pytest_orthanc import MIX_COMPANION_STUDY, PLAIN_STUDY
 
 from pacs.errors import SubOperationsFailed
 from pacs.models import Peer, StudyQuery
@@ -78,6 +78,38 @@ def test_orthanc_sends_every_syntax_as_stored(
     # Orthanc lists the SOP class of each image: nothing to assume, nothing to retry.
     assert (result.requests, result.notices) == (1, ())
     _assert_as_loaded(store, format_mix, implicit_becomes_explicit=False)
+
+
+@pytest.mark.parametrize("pacs", ["orthanc_running", "dcmqrscp"])
+@pytest.mark.parametrize("method", ["move", "get"])
+@pytest.mark.parametrize("announced_extra", [0, 3], ids=["counts-agree", "study-count-differs"])
+def test_the_instance_list_is_the_same_whether_or_not_the_pacs_counts_agree(
+    pacs, method, announced_extra, request, local, store, scp, demo_catalog
+):
+    # With agreeing counts, what landed is the list (no IMAGE-level C-FIND); a STUDY-level
+    # count that says more than arrived sends the retriever to the listing, which has the
+    # last word: the PACS holds what it lists, not what it announced.
+    study = demo_catalog.study(PLAIN_STUDY)
+    peer = _peer(request.getfixturevalue(pacs), method)
+
+    result = Retriever(local, store, scp).fetch_study(
+        peer, study.study_uid, expected=study.instance_count + announced_extra
+    )
+
+    assert (result.expected, result.received_now) == (study.instance_count, study.instance_count)
+    listed = {
+        i.sop_instance_uid: (i.series_uid, i.sop_class_uid, i.number) for i in result.instances
+    }
+    assert listed == {
+        instance.sop_instance_uid: (
+            series.series_uid,
+            series.sop_class_uid,
+            int(dcmread(instance.path, stop_before_pixels=True).InstanceNumber),
+        )
+        for series in study.series
+        for instance in series.instances
+    }
+    _assert_as_loaded(store, study, implicit_becomes_explicit=pacs == "dcmqrscp")
 
 
 @pytest.mark.parametrize("method", ["get", "auto"])
