@@ -17,6 +17,7 @@ only judge of what is refused.
 
 from __future__ import annotations
 
+import functools
 import mmap
 import struct
 from dataclasses import dataclass
@@ -89,6 +90,16 @@ def quick_header(path: Path) -> Header | None:
         return None
 
 
+@functools.lru_cache(maxsize=64)
+def _walkable(syntax: str) -> bool | None:
+    """True for implicit VR, False for explicit VR, None for a syntax the walk does not read.
+    Cached: every image asks, and there are only a few syntaxes."""
+    uid = UID(syntax)
+    if not uid.is_transfer_syntax or uid.is_deflated or not uid.is_little_endian:
+        return None
+    return uid.is_implicit_VR
+
+
 class _Walk:
     def __init__(self, buffer: mmap.mmap, size: int) -> None:
         self.buffer = buffer
@@ -124,10 +135,10 @@ class _Walk:
             if tag == _TRANSFER_SYNTAX:
                 syntax = self._text(value, length)
             position = value + length
-        uid = UID(syntax)
-        if not uid.is_transfer_syntax or uid.is_deflated or not uid.is_little_endian:
+        implicit = _walkable(syntax)
+        if implicit is None:
             raise _Unsure
-        self.implicit = uid.is_implicit_VR
+        self.implicit = implicit
         return position
 
     def _dataset(self, position: int, end: int | None, depth: int) -> int:
