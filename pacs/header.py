@@ -167,7 +167,7 @@ class _Walk:
             if position > self.size:
                 raise _Unsure
             if tag == _CHARACTER_SET:
-                self._check_character_set(value, length)
+                self._check_character_set(vr, value, length)
             if depth == 0 and tag in _WANTED:
                 if vr is not None and vr != _WANTED[tag]:
                     raise _Unsure
@@ -224,8 +224,10 @@ class _Walk:
             raise _Unsure
         return tag, vr, length, value
 
-    def _check_character_set(self, value: int, length: int) -> None:
+    def _check_character_set(self, vr: bytes | None, value: int, length: int) -> None:
         """pydicom refuses a whole file whose Specific Character Set it cannot look up."""
+        if vr is not None and vr != b"CS":
+            raise _Unsure
         terms = self.buffer[value : value + length].decode("ascii").strip("\0 ").split("\\")
         if any(term.strip() and term.strip() not in python_encoding for term in terms):
             raise _Unsure

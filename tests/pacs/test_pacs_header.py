@@ -12,6 +12,7 @@ from pydicom.uid import (
     CTImageStorage,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
     generate_uid,
 )
 
@@ -83,3 +84,31 @@ def test_syntaxes_the_walk_does_not_read_are_left_to_pydicom(tmp_path, syntax):
     dcmwrite(path, ds, enforce_file_format=True)
     assert quick_header(path) is None
     assert _read_header(path).sop_instance_uid == ds.SOPInstanceUID
+
+
+def _with_character_set(path: Path, term: str) -> Dataset:
+    ds = Dataset()
+    ds.SpecificCharacterSet = term
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dcmwrite(path, ds, enforce_file_format=True)
+    return ds
+
+
+def test_a_character_set_pydicom_may_not_read_is_left_to_pydicom(tmp_path):
+    # A term pydicom does not know: it warns and reads the file.
+    unknown = tmp_path / "unknown.dcm"
+    ds = _with_character_set(unknown, "ISO_IR 999")
+    assert quick_header(unknown) is None
+    assert _read_header(unknown).sop_instance_uid == ds.SOPInstanceUID
+    # A known term under a numeric VR: pydicom refuses the whole file.
+    not_text = tmp_path / "not-text.dcm"
+    _with_character_set(not_text, "ISO_IR 100")
+    not_text.write_bytes(
+        not_text.read_bytes().replace(b"\x08\x00\x05\x00CS", b"\x08\x00\x05\x00US", 1)
+    )
+    assert quick_header(not_text) is None
+    with pytest.raises(MalformedDataset):
+        _read_header(not_text)
