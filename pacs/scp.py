@@ -24,6 +24,7 @@ from pynetdicom.events import Event
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
+from pacs.association import NO_DELAY
 from pacs.models import LocalNode
 from pacs.receive import InstanceListener, discard_partial, receive_into, store_handler
 from pacs.store import StoredInstance, StudyStore
@@ -119,7 +120,11 @@ class StorageSCP:
         # the request on a dead socket. With the default 30 s, 16 such probes refused every
         # PACS for 30 s (the fuzzing drill found it). A real peer sends its request at once.
         ae.acse_timeout = ACSE_TIMEOUT
-        handlers = [(evt.EVT_C_STORE, self._on_c_store), (evt.EVT_CONN_CLOSE, self._on_close)]
+        handlers = [
+            NO_DELAY,
+            (evt.EVT_C_STORE, self._on_c_store),
+            (evt.EVT_CONN_CLOSE, self._on_close),
+        ]
         self._server = ae.start_server(
             (self.local.bind_address, self.local.port), block=False, evt_handlers=handlers
         )
