@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator, Sequence
@@ -28,7 +29,9 @@ def _no_delay(event: evt.Event) -> None:
     # Orthanc, a STUDY-level C-FIND took 45 ms, and 3 ms with TCP_NODELAY.
     sock = event.assoc.dul.socket
     if sock is not None and sock.socket is not None:
-        sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # A connection reset before this runs (a port scan of the SCP) fails on its own.
+        with contextlib.suppress(OSError):
+            sock.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 # For every association, ours and those a PACS opens to our Storage SCP.
