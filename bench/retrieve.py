@@ -1,8 +1,13 @@
 """The whole fetch job against the bare pynetdicom floor, from Orthanc and from dcmqrscp.
 
-    python bench/retrieve.py [--repeat 3] [--ct-slices 240] [--pacs orthanc,dcmqrscp]
+    python bench/retrieve.py [--repeat 3] [--ct-slices 240]
+                             [--pacs orthanc,dcmqrscp,dcmqrscp-nodelay]
 
-Each PACS holds the 240-slice 512x512 CT (Explicit VR). Cases, alternated, `--repeat`
+Each PACS holds the 240-slice 512x512 CT (Explicit VR). dcmqrscp runs twice: with DCMTK's
+default, which keeps Nagle's algorithm on, so each of its answers waits about 40 ms for our
+delayed ACK (the job makes two or three C-FIND exchanges before its first image, the floor
+none); and as "dcmqrscp-nodelay", with TCP_NODELAY=1 in its environment, as
+docs/configuration.md advises. Cases, alternated, `--repeat`
 rounds, median reported:
   job move / get   a real `pacs-gateway serve` process: from `POST /api/v1/fetches` until a
                    20 ms poll of the job sees `succeeded` (planning C-FIND, retrieve,
@@ -62,7 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--ct-slices", type=int, default=240)
-    parser.add_argument("--pacs", default="orthanc,dcmqrscp")
+    parser.add_argument("--pacs", default="orthanc,dcmqrscp,dcmqrscp-nodelay")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-retrieve-"))
     try:
@@ -87,10 +92,13 @@ def run(work: Path, repeat: int, ct_slices: int, which: list[str]) -> None:
             orthanc = stack.enter_context(OrthancServer(work / "orthanc", modalities=peers))
             demo_studies.store(ct.files, "127.0.0.1", orthanc.dicom_port, orthanc.ae_title)
             servers["orthanc"] = orthanc
-        if "dcmqrscp" in which:
-            dcmqrscp = stack.enter_context(DcmqrscpServer(work / "dcmqrscp", hosts=peers))
-            dcmqrscp.load(ct.files)
-            servers["dcmqrscp"] = dcmqrscp
+        for name in ("dcmqrscp", "dcmqrscp-nodelay"):
+            if name in which:
+                dcmqrscp = stack.enter_context(
+                    DcmqrscpServer(work / name, hosts=peers, nodelay=name.endswith("nodelay"))
+                )
+                dcmqrscp.load(ct.files)
+                servers[name] = dcmqrscp
         serve, api = stack.enter_context(_serve(work, servers, ports["gateway"]))
         cases: dict[str, Transfer] = {}
         for name, server in servers.items():
@@ -124,9 +132,9 @@ def measure(case: Transfer, out: Path, expected: int) -> float:
 
 
 def report(times: dict[str, float], megabytes: float, servers: dict) -> None:
-    print(f"\n{'case':<32}{'seconds':>9}{'MB/s':>9}")
+    print(f"\n{'case':<36}{'seconds':>9}{'MB/s':>9}")
     for name, seconds in times.items():
-        print(f"{name:<32}{seconds:>9.2f}{megabytes / seconds:>9.1f}")
+        print(f"{name:<36}{seconds:>9.2f}{megabytes / seconds:>9.1f}")
     print()
     for name in servers:
         floor = times[f"{name} floor get"]

@@ -82,8 +82,11 @@ class DcmqrscpServer(ServerProcess):
         syntaxes: Sequence[str] = DEFAULT_SYNTAXES,
         binary: Path = DCMQRSCP_BINARY,
         max_pdu: int = 131072,
+        nodelay: bool = False,
     ) -> None:
         super().__init__(work_dir, ae_title, port or free_port(), binary)
+        # DCMTK 3.6 keeps Nagle's algorithm on unless TCP_NODELAY=1 is in its environment.
+        self._nodelay = nodelay
         self._hosts = dict(hosts or {})
         self._sop_classes = tuple(sop_classes)
         self._syntaxes = tuple(syntaxes)
@@ -174,7 +177,10 @@ class DcmqrscpServer(ServerProcess):
 
     def _popen_options(self) -> dict[str, Any]:
         # Its own group: stopping reaches the children it forks per association.
-        return {"start_new_session": True}
+        options: dict[str, Any] = {"start_new_session": True}
+        if self._nodelay:
+            options["env"] = {**os.environ, "TCP_NODELAY": "1"}
+        return options
 
     def start(self, timeout: float = 15) -> None:
         """Spawn dcmqrscp in its own process group and return once C-ECHO answers."""
