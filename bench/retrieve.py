@@ -7,8 +7,7 @@ Each PACS holds the 240-slice 512x512 CT (Explicit VR). dcmqrscp runs twice: wit
 default, which keeps Nagle's algorithm on, so each of its answers waits about 40 ms for our
 delayed ACK (the job makes two or three C-FIND exchanges before its first image, the floor
 none); and as "dcmqrscp-nodelay", with TCP_NODELAY=1 in its environment, as
-docs/configuration.md advises. Cases, alternated, `--repeat`
-rounds, median reported:
+docs/configuration.md advises. Cases, alternated, `--repeat` rounds, median reported:
   job move / get   a real `pacs-gateway serve` process: from `POST /api/v1/fetches` until a
                    20 ms poll of the job sees `succeeded` (planning C-FIND, retrieve,
                    the IMAGE-level listing when the PACS's counts do not vouch for what
@@ -19,7 +18,9 @@ rounds, median reported:
                    pynetdicom writes a request as two sends, and with Nagle's algorithm on
                    the second waits about 40 ms for the PACS's delayed ACK
 Ratios: job / floor get of the same PACS (target <= 1.15 for both methods), and job / floor
-get nodelay, so that no part of the figure comes from the socket option alone.
+get nodelay, so that no part of the figure comes from the socket option alone; then each
+round's job against that round's floor, lowest and highest, since the machine's own noise
+moves a single figure by 10-20 %.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def run(work: Path, repeat: int, ct_slices: int, which: list[str]) -> None:
         for _ in range(repeat):
             for name, case in cases.items():
                 times[name].append(measure(case, work / "out", len(ct.files)))
-    report({name: statistics.median(runs) for name, runs in times.items()}, megabytes, servers)
+    report(times, megabytes, servers)
 
 
 def measure(case: Transfer, out: Path, expected: int) -> float:
@@ -131,7 +132,8 @@ def measure(case: Transfer, out: Path, expected: int) -> float:
     return elapsed
 
 
-def report(times: dict[str, float], megabytes: float, servers: dict) -> None:
+def report(runs: dict[str, list[float]], megabytes: float, servers: dict) -> None:
+    times = {name: statistics.median(seconds) for name, seconds in runs.items()}
     print(f"\n{'case':<36}{'seconds':>9}{'MB/s':>9}")
     for name, seconds in times.items():
         print(f"{name:<36}{seconds:>9.2f}{megabytes / seconds:>9.1f}")
@@ -147,6 +149,20 @@ def report(times: dict[str, float], megabytes: float, servers: dict) -> None:
         print(
             f"{name}: job move {times[f'{name} job move'] / nodelay:.2f}x, "
             f"job get {times[f'{name} job get'] / nodelay:.2f}x the C-GET floor with TCP_NODELAY"
+        )
+        # The machine's noise, made visible: each round's job against that round's floor.
+        spread = {
+            method: [
+                job / floor
+                for job, floor in zip(
+                    runs[f"{name} job {method}"], runs[f"{name} floor get"], strict=True
+                )
+            ]
+            for method in ("move", "get")
+        }
+        print(
+            f"{name}: per round, job move {min(spread['move']):.2f}-{max(spread['move']):.2f}x, "
+            f"job get {min(spread['get']):.2f}-{max(spread['get']):.2f}x the bare C-GET floor"
         )
 
 
