@@ -38,8 +38,7 @@ def test_associations_a_pacs_opens_to_the_storage_scp_answer_without_nagle(scp):
     try:
         assert assoc.is_established
         # The acceptor's side of this very connection, as the SCP holds it.
-        accepted = wait_until(lambda: scp._server.active_associations, timeout=5)
-        assert accepted
+        assert wait_until(lambda: scp._server.active_associations, timeout=5)
         assert _no_delay(scp._server.active_associations[0].dul.socket.socket)
     finally:
         assoc.release()
