@@ -24,7 +24,7 @@ from pynetdicom.events import Event
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
-from pacs.association import NO_DELAY
+from pacs.association import TCP_HANDLERS
 from pacs.models import LocalNode
 from pacs.receive import InstanceListener, discard_partial, receive_into, store_handler
 from pacs.store import StoredInstance, StudyStore
@@ -121,7 +121,7 @@ class StorageSCP:
         # PACS for 30 s (the fuzzing drill found it). A real peer sends its request at once.
         ae.acse_timeout = ACSE_TIMEOUT
         handlers = [
-            NO_DELAY,
+            *TCP_HANDLERS,
             (evt.EVT_C_STORE, self._on_c_store),
             (evt.EVT_CONN_CLOSE, self._on_close),
         ]
