@@ -1,7 +1,8 @@
 """Every module of the shipped packages imports on "Windows": run in a fresh interpreter with
-sys.platform set to "win32" and the POSIX-only signals (SIGHUP, SIGKILL, SIGUSR1, …) removed
-from the signal module, as they are on Windows. Third-party libraries are imported first, on
-the real platform: only our own module-level code is under test."""
+sys.platform set to "win32", the POSIX-only signals (SIGHUP, SIGKILL, SIGUSR1, …) removed
+from the signal module and Linux's TCP_QUICKACK from the socket module, as they are on
+Windows. Third-party libraries are imported first, on the real platform: only our own
+module-level code is under test."""
 
 from __future__ import annotations
 
@@ -19,15 +20,19 @@ THIRD_PARTY = (
     "pydantic_settings", "subprocess", "multiprocessing", "tempfile", "logging.handlers",
 )  # fmt: skip
 POSIX_ONLY_SIGNALS = ("SIGHUP", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGCHLD", "SIGPIPE")
+LINUX_ONLY_SOCKET_OPTIONS = ("TCP_QUICKACK",)
 
 PROBE = """
-import importlib, json, pkgutil, signal, sys
-third_party, signals, packages = json.loads(sys.argv[1])
+import importlib, json, pkgutil, signal, socket, sys
+third_party, signals, options, packages = json.loads(sys.argv[1])
 for name in third_party:
     importlib.import_module(name)
 for name in signals:
     if hasattr(signal, name):
         delattr(signal, name)
+for name in options:
+    if hasattr(socket, name):
+        delattr(socket, name)
 sys.platform = "win32"
 imported, failed = [], []
 for package in packages:
@@ -52,7 +57,7 @@ def test_every_module_imports_without_posix_only_signals_on_win32():
             sys.executable,
             "-c",
             PROBE,
-            json.dumps([THIRD_PARTY, POSIX_ONLY_SIGNALS, PACKAGES]),
+            json.dumps([THIRD_PARTY, POSIX_ONLY_SIGNALS, LINUX_ONLY_SOCKET_OPTIONS, PACKAGES]),
         ],
         cwd=ROOT,
         capture_output=True,

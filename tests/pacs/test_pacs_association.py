@@ -15,6 +15,7 @@ turns the mode off again by itself after each send.
 
 from __future__ import annotations
 
+import importlib
 import socket
 from collections.abc import Callable
 
@@ -24,6 +25,7 @@ from pynetdicom import AE, build_context, evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
 from pytest_orthanc import GATEWAY_AET
 
+from pacs import association
 from pacs.association import open_association
 
 
@@ -67,6 +69,21 @@ def test_after_each_request_to_either_pacs_its_answer_is_acked_at_once(
                 list(assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind))
         # Association request, three C-FINDs of two PDUs each, release request.
         assert len(modes) >= 8 and all(modes), (server.ae_title, modes)
+
+
+def test_without_quick_acks_as_on_windows_associations_still_work(monkeypatch, dcmqrscp, make_peer):
+    # Windows' socket module has no TCP_QUICKACK: only Nagle is turned off there.
+    monkeypatch.delattr(socket, "TCP_QUICKACK")
+    windows_like = importlib.reload(association)
+    try:
+        assert [event for event, _ in windows_like.TCP_HANDLERS] == [evt.EVT_CONN_OPEN]
+        contexts = [build_context(Verification)]
+        with windows_like.open_association(make_peer(dcmqrscp), GATEWAY_AET, contexts) as assoc:
+            assert _no_delay(assoc.dul.socket.socket)
+            assert assoc.send_c_echo().Status == 0
+    finally:
+        monkeypatch.undo()
+        importlib.reload(association)
 
 
 def test_associations_a_pacs_opens_to_the_storage_scp_answer_without_waits(scp):
