@@ -54,10 +54,12 @@ Tested against two PACS, both started by the tests on loopback ports:
   Nagle off on its own side of every association and, on Linux, asks the kernel for an
   immediate ACK after every PDU it sends (TCP_QUICKACK), so that wait is gone (measured
   here: a STUDY-level C-FIND to dcmqrscp at DCMTK's default took 46 ms, 4 ms with it). Python
-  cannot ask for that on Windows, where the system's delayed ACK (200 ms by default, per
-  Microsoft's documentation; not measured here) would be paid by every such answer: for a
-  gateway on Windows, turn Nagle off on the PACS's side where it can be (DCMTK-based PACS:
-  `TCP_NODELAY=1` in its environment). The tests run dcmqrscp
+  cannot ask for that on Windows, where the system's delayed ACK (200 ms by default,
+  `TcpDelAckTicks`, per Microsoft's documentation; not measured here) would be paid by every
+  such answer: for a gateway on Windows, turn Nagle off on the PACS's side where it can be
+  (DCMTK-based PACS: `TCP_NODELAY=1` in its environment), or else set the Windows server's
+  `TcpAckFrequency` registry value to 1 on the interface that reaches the PACS (Microsoft
+  KB 328890; it applies to every connection on that interface). The tests run dcmqrscp
   with DCMTK's default, `bench/retrieve.py` both ways.
 """
 
