@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from orthanc_server import Modality, c_echo
-from server_process import HOST, ServerProcess, free_port
+from server_process import HOST, ServerProcess, dcmtk_environment, free_port
 
 DCMQRSCP_BINARY = Path("/usr/bin/dcmqrscp")
 
@@ -177,10 +177,7 @@ class DcmqrscpServer(ServerProcess):
 
     def _popen_options(self) -> dict[str, Any]:
         # Its own group: stopping reaches the children it forks per association.
-        options: dict[str, Any] = {"start_new_session": True}
-        if self._nodelay:
-            options["env"] = {**os.environ, "TCP_NODELAY": "1"}
-        return options
+        return {"start_new_session": True, "env": dcmtk_environment(self._nodelay)}
 
     def start(self, timeout: float = 15) -> None:
         """Spawn dcmqrscp in its own process group and return once C-ECHO answers."""

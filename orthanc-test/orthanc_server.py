@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
-import os
 import signal
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 import httpx
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
-from server_process import HOST, ServerProcess, free_port, wait_until
+from server_process import HOST, ServerProcess, dcmtk_environment, free_port, wait_until
 
 ORTHANC_BINARY = Path("/usr/sbin/Orthanc")
 TEMPLATE_PATH = Path(__file__).with_name("orthanc.json.template")
@@ -41,24 +40,6 @@ def _die_with_parent() -> None:
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-
-
-def orthanc_environment(nodelay: bool = True) -> dict[str, str]:
-    """The environment Orthanc runs with (`nodelay=False`: Nagle on, as Orthanc ships).
-
-    Orthanc's DCMTK does not set TCP_NODELAY on its DICOM sockets unless the
-    TCP_NODELAY variable asks for it. Without it Orthanc writes each C-STORE
-    response as 12 + 158 bytes and Nagle holds the second write until the
-    sender's delayed ACK: about 45 ms per received instance (a 240-slice CT
-    took 14 s to store instead of 3 s). Orthanc's C-MOVE sending gains a little
-    too (1.5 s to 1.0 s for that CT).
-    """
-    env = dict(os.environ)
-    if nodelay:
-        env.setdefault("TCP_NODELAY", "1")
-    else:
-        env.pop("TCP_NODELAY", None)
-    return env
 
 
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
@@ -106,6 +87,9 @@ class OrthancServer(ServerProcess):
         nodelay: bool = True,
     ) -> None:
         super().__init__(work_dir, ae_title, dicom_port or free_port(), binary)
+        # Orthanc's DCMTK writes each C-STORE response as 12 + 158 bytes, and with Nagle on
+        # the second waits for the sender's delayed ACK: about 45 ms per received instance
+        # (a 240-slice CT took 14 s to store instead of 3 s). Off by default here.
         self._nodelay = nodelay
         # Kept here as well as in Orthanc so a restart re-registers modalities
         # added through the REST API (Orthanc keeps those in memory only).
@@ -164,7 +148,7 @@ class OrthancServer(ServerProcess):
         return [str(self._binary), str(self.config_path)]
 
     def _popen_options(self) -> dict[str, Any]:
-        return {"env": orthanc_environment(self._nodelay), "preexec_fn": _die_with_parent}
+        return {"env": dcmtk_environment(self._nodelay), "preexec_fn": _die_with_parent}
 
     def start(self, timeout: float = 30) -> None:
         """Spawn Orthanc and return once both REST and C-ECHO answer.

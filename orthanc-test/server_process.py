@@ -11,6 +11,7 @@ ports must not meet the old one's ports or locks.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -43,6 +44,18 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def dcmtk_environment(nodelay: bool) -> dict[str, str]:
+    """The environment for a server built on DCMTK (Orthanc and dcmqrscp both are).
+
+    DCMTK 3.6 keeps Nagle's algorithm on unless TCP_NODELAY=1 is in its environment:
+    `nodelay=False` runs it as shipped, whatever the caller's environment says.
+    """
+    env = {key: value for key, value in os.environ.items() if key != "TCP_NODELAY"}
+    if nodelay:
+        env["TCP_NODELAY"] = "1"
+    return env
 
 
 class ServerProcess:
