@@ -103,7 +103,7 @@ class Gateway:
             if self.patients.configured
             else None
         )
-        self.fetch_job = FetchJob(settings, self.node, self.index, matching)
+        self.fetch_job = FetchJob(settings, self.node, self.index, matching, self.audit)
         self.submitter = FetchSubmitter(
             settings,
             self.engine,
@@ -113,7 +113,7 @@ class Gateway:
         )
         # Studies a PACS sends unasked: matched once their association ends.
         self.pushes = PushedStudies(
-            settings, self.node.store, self.index, self.patients, self.review
+            settings, self.node.store, self.index, self.patients, self.review, self.audit
         )
         self.pushes.listen(self.node.scp)
         self.pool: jobs.WorkerPool | None = None

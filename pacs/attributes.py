@@ -21,6 +21,25 @@ def patient_of(ds: Dataset) -> PacsPatient:
     )
 
 
+def patient_changes(answer: PacsPatient, stored: PacsPatient) -> list[str]:
+    """The patient attributes (DICOM keywords) in which a stored file differs from what a PACS
+    answers now; attributes the answer left empty are not compared (PACS return only some)."""
+    changes = []
+    if answer.patient_id.strip() != stored.patient_id.strip():
+        changes.append("PatientID")
+    if answer.issuer_of_patient_id.strip() and (
+        answer.issuer_of_patient_id.strip() != stored.issuer_of_patient_id.strip()
+    ):
+        changes.append("IssuerOfPatientID")
+    if str(answer.name) and str(answer.name).casefold() != str(stored.name).casefold():
+        changes.append("PatientName")
+    if answer.birth_date and answer.birth_date != stored.birth_date:
+        changes.append("PatientBirthDate")
+    if answer.sex.strip() and answer.sex.strip() != stored.sex.strip():
+        changes.append("PatientSex")
+    return changes
+
+
 def date_value(value: object) -> date | None:
     """A DA value as a date; None when absent or not a real date (PACS do send 00000000)."""
     text = str(value or "").strip()

@@ -48,6 +48,11 @@ class IdleTimeout(AssociationAborted):
     """The PACS went silent for longer than the configured idle time."""
 
 
+class TooManyMatches(PacsError):
+    """A C-FIND answered more matches than the configured cap: asking the same again will
+    answer the same, so only a narrower query helps."""
+
+
 class DimseFailure(PacsError):
     """The PACS answered a C-FIND, C-MOVE or C-GET with a failure status."""
 

@@ -33,8 +33,17 @@ _CHARACTER_SET = 0x00080005
 _PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
 _SOP_CLASS, _SOP_INSTANCE = 0x00080016, 0x00080018
 _STUDY, _SERIES, _NUMBER = 0x0020000D, 0x0020000E, 0x00200013
+_PATIENT_ID, _ISSUER = 0x00100020, 0x00100021
 # What we read, and its VR (which an explicit-VR file must give it).
-_WANTED = {_SOP_CLASS: b"UI", _SOP_INSTANCE: b"UI", _STUDY: b"UI", _SERIES: b"UI", _NUMBER: b"IS"}
+_WANTED = {
+    _SOP_CLASS: b"UI",
+    _SOP_INSTANCE: b"UI",
+    _STUDY: b"UI",
+    _SERIES: b"UI",
+    _NUMBER: b"IS",
+    _PATIENT_ID: b"LO",
+    _ISSUER: b"LO",
+}
 # Explicit VR: these have two reserved bytes and a 4-byte length (PS3.5 7.1.2).
 _LONG_VRS = frozenset(
     {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
@@ -71,6 +80,9 @@ class Header:
     study_uid: str
     series_uid: str
     instance_number: int | None = None
+    # Whose the file says it is: a retrieve checks them against the PACS's C-FIND answer.
+    patient_id: str = ""
+    issuer_of_patient_id: str = ""
 
 
 class _Unsure(Exception):
@@ -122,6 +134,8 @@ class _Walk:
             study_uid=found[_STUDY],
             series_uid=found[_SERIES],
             instance_number=int(number) if number.lstrip("+-").isdigit() else None,
+            patient_id=found.get(_PATIENT_ID, ""),
+            issuer_of_patient_id=found.get(_ISSUER, ""),
         )
 
     def _meta(self, position: int) -> int:

@@ -47,6 +47,8 @@ class Peer:
     # Idle time allowed between two DIMSE messages (or two landed instances), never total time.
     dimse_timeout: float = 60.0
     name: str = ""
+    # Matches one C-FIND may answer; past it the query is cut off (memory stays bounded).
+    max_find_matches: int = 1000
 
     @property
     def label(self) -> str:

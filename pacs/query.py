@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator
 from datetime import date
 
@@ -14,7 +15,7 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as F
 
 from pacs.association import open_association
 from pacs.attributes import date_value, int_value, multi_value, patient_of
-from pacs.errors import AssociationAborted, dimse_failure
+from pacs.errors import AssociationAborted, IdleTimeout, TooManyMatches, dimse_failure
 from pacs.models import Instance, Peer, PersonName, Series, Study, StudyQuery
 from pacs.store import InvalidUID, check_uid
 
@@ -41,7 +42,7 @@ def find_studies(
     `on_foreign`, so a job can say how many it left out. A PACS that widens a query must never
     put another person's study into a patient's fetch."""
     with open_association(peer, calling_ae_title, [build_context(FindModel)]) as assoc:
-        answers = list(_find(assoc, peer, _study_identifier(query)))
+        answers = list(_find(assoc, peer, _study_identifier(query), peer.max_find_matches))
     studies = [_study(a) for a in answers if _is_uid(a.get("StudyInstanceUID"), peer)]
     kept = []
     for study in studies:
@@ -116,14 +117,37 @@ def _series(assoc: Association, peer: Peer, study_uid: str) -> list[Series]:
     ]
 
 
-def _find(assoc: Association, peer: Peer, identifier: Dataset) -> Iterator[Dataset]:
+def _find(
+    assoc: Association, peer: Peer, identifier: Dataset, limit: int | None = None
+) -> Iterator[Dataset]:
+    """The answers of one C-FIND, at most `limit` of them: past that the association is
+    aborted (the PACS stops sending) and TooManyMatches raised. Studies of a patient are
+    limited (`peer.max_find_matches`); a study's images are as many as it holds."""
     final = None
+    matches = 0
+    last = time.monotonic()
     for status, answer in assoc.send_c_find(identifier, FindModel):
         if not status:
+            # pynetdicom ends the same way whether the PACS aborted or our wait ran out.
+            if time.monotonic() - last >= peer.dimse_timeout * 0.95:
+                raise IdleTimeout(
+                    f"The PACS {peer.label} did not answer the C-FIND within "
+                    f"{peer.dimse_timeout:g} s (the gateway's dimse_timeout); the "
+                    "association was closed."
+                )
             raise AssociationAborted(f"The PACS {peer.label} broke off the C-FIND.")
+        last = time.monotonic()
         code = int(status.Status)
         if code in (0xFF00, 0xFF01):
             if answer is not None:
+                matches += 1
+                if limit is not None and matches > limit:
+                    assoc.abort()
+                    raise TooManyMatches(
+                        f"The PACS {peer.label} answered more than {limit:,} "
+                        "matches to one query (max_find_matches): ask for a narrower date "
+                        "range, or fewer modalities."
+                    )
                 yield answer
             continue
         final = code

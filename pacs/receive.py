@@ -12,16 +12,19 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pynetdicom import _config, dimse_messages
+from pynetdicom.association import ServiceUser
 from pynetdicom.events import Event
 
 from pacs.attributes import int_value
 from pacs.header import Header, quick_header
-from pacs.store import InvalidUID, StoredInstance, StudyStore
+from pacs.store import InvalidUID, Origin, Placement, StoredInstance, StudyStore
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,24 @@ STATUS_OUT_OF_RESOURCES = 0xA700
 _HEADER_TAGS = ["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID"]
 
 InstanceListener = Callable[[StoredInstance], None]
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What the store handler knows of an arriving file before it is placed."""
+
+    header: Header
+    calling_ae_title: str
+    calling_address: str
+
+
+# Decides how the store places an arrival, and what note goes with a file held back.
+Classify = Callable[[Arrival], tuple[Origin, str]]
+
+
+def pushed(arrival: Arrival) -> tuple[Origin, str]:
+    """The classification of a sender nobody is waiting on: a push."""
+    return Origin.PUSHED, "pushed; differs from the stored copy"
 
 
 class MalformedDataset(ValueError):
@@ -56,14 +77,16 @@ def store_handler(
     store: StudyStore,
     on_stored: InstanceListener,
     on_store_failed: Callable[[], None] | None = None,
+    classify: Classify = pushed,
 ) -> Callable[[Event], int]:
-    """An EVT_C_STORE handler that files the instance and tells `on_stored` about it, or
-    `on_store_failed` when our own disk refused it (the sender counts a failed sub-operation
-    that is our fault, not the PACS's)."""
+    """An EVT_C_STORE handler that files the instance by what `classify` says of it and tells
+    `on_stored` about it, or `on_store_failed` when our own disk refused it (the sender counts
+    a failed sub-operation that is our fault, not the PACS's)."""
 
     def handle(event: Event) -> int:
         temp_path = Path(event.dataset_path)
-        calling = event.assoc.requestor.ae_title
+        sender = _sender(event)
+        calling = sender.ae_title
         # pynetdicom keeps its write handle open until the handler returns (its data is
         # flushed). On Windows an open file cannot be unlinked, so close it first; pynetdicom's
         # own close and unlink afterwards are then no-ops.
@@ -71,7 +94,7 @@ def store_handler(
         if written is not None:
             written.close()
         try:
-            stored = _file_instance(store, temp_path, event, calling)
+            stored = _file_instance(store, temp_path, event, sender, classify)
         except (MalformedDataset, InvalidUID) as exc:
             log.warning("Refused an instance from %s: %s", calling, exc)
             return STATUS_CANNOT_UNDERSTAND
@@ -83,6 +106,14 @@ def store_handler(
         finally:
             # pynetdicom leaves C-GET temp files behind; the store has linked what it keeps.
             temp_path.unlink(missing_ok=True)
+        if stored.placement is Placement.HELD_BACK:
+            log.warning(
+                "Held back instance %s of study %s from %s at %s: never served",
+                stored.sop_instance_uid,
+                stored.study_uid,
+                calling,
+                stored.calling_address or "?",
+            )
         on_stored(stored)
         return STATUS_SUCCESS
 
@@ -103,8 +134,15 @@ def discard_partial(event: Event) -> None:
         Path(partial.name).unlink(missing_ok=True)
 
 
+def _sender(event: Event) -> ServiceUser:
+    """The peer that sent the C-STORE: whoever opened a Storage SCP's association, the PACS
+    on a C-GET association we opened."""
+    assoc = event.assoc
+    return assoc.acceptor if assoc.is_requestor else assoc.requestor
+
+
 def _file_instance(
-    store: StudyStore, temp_path: Path, event: Event, calling: str
+    store: StudyStore, temp_path: Path, event: Event, sender: ServiceUser, classify: Classify
 ) -> StoredInstance:
     header = quick_header(temp_path) or _read_header(temp_path)
     sop = header.sop_instance_uid
@@ -112,18 +150,31 @@ def _file_instance(
         raise MalformedDataset("the dataset's SOP Instance UID differs from the request's")
     target = store.path_for(header.study_uid, header.series_uid, sop)
     size = temp_path.stat().st_size
-    new = store.accept(temp_path, target)
+    calling = sender.ae_title
+    address = str(sender.address or "")
+    origin, why = classify(Arrival(header, calling, address))
+    note = {
+        "reason": why,
+        "calling_ae_title": calling,
+        "calling_address": address,
+        "received_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    filed = store.accept(temp_path, target, origin, note)
     return StoredInstance(
         study_uid=header.study_uid,
         series_uid=header.series_uid,
         sop_instance_uid=sop,
         sop_class_uid=str(event.request.AffectedSOPClassUID or ""),
         transfer_syntax=str(event.context.transfer_syntax),
-        path=target,
+        path=target if filed.placement is not Placement.HELD_BACK else filed.held_path or target,
         size=size,
-        new=new,
+        new=filed.placement in (Placement.NEW, Placement.REPLACED),
         calling_ae_title=calling,
         number=header.instance_number,
+        calling_address=address,
+        placement=filed.placement,
+        held_path=filed.held_path,
+        solicited=origin is Origin.RETRIEVED,
     )
 
 
@@ -157,6 +208,8 @@ def _read_header(path: Path) -> Header:
             study_uid=str(ds.StudyInstanceUID or ""),
             series_uid=str(ds.SeriesInstanceUID or ""),
             instance_number=int_value(ds.get("InstanceNumber")),
+            patient_id=str(ds.get("PatientID", "") or ""),
+            issuer_of_patient_id=str(ds.get("IssuerOfPatientID", "") or ""),
         )
     except MalformedDataset:
         raise

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 from pydicom.dataset import Dataset
@@ -50,12 +51,12 @@ from pacs.errors import (
     move_destination_unknown,
     status_meaning,
 )
-from pacs.models import Instance, LocalNode, Peer
+from pacs.models import Instance, LocalNode, PacsPatient, Peer
 from pacs.query import find_instances, find_series
-from pacs.receive import discard_partial, receive_into, store_handler
-from pacs.scp import StorageSCP
+from pacs.receive import Arrival, discard_partial, receive_into, store_handler
+from pacs.scp import Expected, StorageSCP
 from pacs.storage_classes import BROAD, class_name, implied_by
-from pacs.store import StoredInstance, StudyStore
+from pacs.store import Origin, Placement, StoredInstance, StudyStore
 
 STATUS_PENDING = (0xFF00, 0xFF01)
 STATUS_PARTIAL = 0xB000
@@ -141,6 +142,10 @@ class FetchResult:
     instances: tuple[Instance, ...] = ()
     # What the retrieve had to decide on its own (also passed to `notice` as it happens).
     notices: tuple[str, ...] = field(default=())
+    # Stored copies the PACS's differing copy replaced: (new path, where the old one is kept).
+    replaced: tuple[tuple[Path, Path], ...] = ()
+    # Files that claimed this study but were not the PACS's answer to this retrieve.
+    held_back: int = 0
 
 
 class Retriever:
@@ -164,8 +169,18 @@ class Retriever:
         expected: int | None = None,
         notice: NoticeCallback | None = None,
         modalities: Sequence[str] = (),
+        patient: PacsPatient | None = None,
+        refresh: bool = False,
     ) -> FetchResult:
-        """Make every instance the PACS has for the study present in the store.
+        """Make every instance the PACS has for the study present in the store, as the PACS
+        has it.
+
+        Only files the PACS sends for this retrieve count, and only when they carry the
+        PatientID (and IssuerOfPatientID, when it gave one) of `patient`, the PACS's C-FIND
+        answer for the study: others are held back (see `pacs.scp`). The PACS's copy wins
+        over a differing stored one (`pacs.store`). With `refresh`, or when the study's folder
+        holds files someone pushed, every instance is asked for again, so nothing the store
+        held counts as the PACS's unless the PACS sends it now.
 
         A study not yet in the store is retrieved at once, without listing it first: when
         the PACS's counts vouch for what landed (see the module docstring), the IMAGE-level
@@ -191,10 +206,17 @@ class Retriever:
             if notice is not None:
                 notice(message)
 
-        tally = _Tally(study_uid, expected, progress)
+        expectation = Expected(
+            study_uid,
+            peer.ae_title,
+            patient.patient_id if patient is not None else None,
+            patient.issuer_of_patient_id if patient is not None else "",
+        )
+        tally = _Tally(study_uid, expected, progress, expectation)
         requests = repeats = 0
         outcome: _Outcome | None = None
-        fresh = not self.store.study_dir(study_uid).exists()
+        refresh = refresh or self.store.has_pushed(study_uid)
+        fresh = refresh or not self.store.study_dir(study_uid).exists()
         if fresh and not modalities and peer.retrieve_method in ("get", "auto"):
             # One SERIES-level answer per series is cheap next to the IMAGE-level listing,
             # and its modalities are enough to start (dcmqrscp gives none at STUDY level).
@@ -210,7 +232,7 @@ class Retriever:
         instances = (
             vouched if vouched is not None else find_instances(peer, self.local.ae_title, study_uid)
         )
-        already = tally.expect(instances, self.store)
+        already = tally.expect(instances, self.store, refresh=refresh)
         attempts = iter(list(self._attempts(peer, instances, note)))
         if early is not None and early.method == "move":
             next(attempts)  # the C-MOVE just made is the first way of asking
@@ -265,6 +287,8 @@ class Retriever:
                 missing=missing,
                 expected=len(instances),
             )
+        if refresh:
+            self.store.clear_pushed(study_uid)
         return FetchResult(
             study_uid=study_uid,
             expected=len(instances),
@@ -274,6 +298,8 @@ class Retriever:
             requests=requests,
             instances=tuple(tally.with_declared_classes(instances)),
             notices=tuple(notices),
+            replaced=tuple(tally.replaced),
+            held_back=tally.held_back,
         )
 
     def _attempts(
@@ -365,9 +391,9 @@ class Retriever:
             watchdog = _Watchdog(assoc, peer.dimse_timeout, cancelled)
             listener = _study_listener(tally, watchdog)
             self.scp.add_listener(listener)
-            # Marks what lands for this study as asked for (not an unsolicited push), up to
-            # the last straggler.
-            expecting = self.scp.expecting(tally.state.study_uid)
+            # Marks what lands for this study from this PACS as asked for (not an unsolicited
+            # push), up to the last straggler.
+            expecting = self.scp.expecting(tally.expectation)
             failures_before = self.scp.store_failures
             try:
                 with expecting:
@@ -410,7 +436,7 @@ class Retriever:
             tally.store_failures += 1
 
         handlers = [
-            (evt.EVT_C_STORE, store_handler(self.store, landed, store_failed)),
+            (evt.EVT_C_STORE, store_handler(self.store, landed, store_failed, tally.classify)),
             (evt.EVT_CONN_CLOSE, discard_partial),
         ]
         with open_association(
@@ -440,10 +466,17 @@ class _Tally:
     """
 
     def __init__(
-        self, study_uid: str, expected: int | None, progress: ProgressCallback | None
+        self,
+        study_uid: str,
+        expected: int | None,
+        progress: ProgressCallback | None,
+        expectation: Expected | None = None,
     ) -> None:
         self._lock = threading.Condition()
         self._progress_cb = progress
+        self.expectation = expectation or Expected(study_uid)
+        self.replaced: list[tuple[Path, Path]] = []
+        self.held_back = 0
         # Each distinct arrival, with the SOP class the sender declared: it fills in what
         # the listing lacked (dcmqrscp lists none).
         self._arrived: dict[str, StoredInstance] = {}
@@ -453,13 +486,18 @@ class _Tally:
         self.bytes_received = 0
         self.state = Progress(study_uid, expected or 0, 0)
 
-    def expect(self, instances: Sequence[Instance], store: StudyStore) -> int:
-        """Take the PACS's instance list; return how many were in the store beforehand."""
+    def expect(
+        self, instances: Sequence[Instance], store: StudyStore, *, refresh: bool = False
+    ) -> int:
+        """Take the PACS's instance list; return how many were in the store beforehand.
+        With `refresh`, whatever the store holds is asked for again unless it arrived in this
+        retrieve."""
         with self._lock:
             self.missing = {
                 i.sop_instance_uid
                 for i in instances
-                if not store.has(i.study_uid, i.series_uid, i.sop_instance_uid)
+                if (refresh and i.sop_instance_uid not in self._arrived)
+                or not store.has(i.study_uid, i.series_uid, i.sop_instance_uid)
             }
             listed = {i.sop_instance_uid for i in instances}
             before = len(listed) - len(self.missing) - len(self._arrived.keys() & listed)
@@ -509,9 +547,23 @@ class _Tally:
             declared = classes.get(i.sop_instance_uid)
             yield i if i.sop_class_uid or not declared else replace(i, sop_class_uid=declared)
 
+    def classify(self, arrival: Arrival) -> tuple[Origin, str]:
+        """How a file arriving on our own C-GET association is placed: the PACS answers only
+        for this study and this patient."""
+        if arrival.header.study_uid != self.state.study_uid:
+            return Origin.HELD, "sent during a C-GET of another study"
+        problem = self.expectation.problem(arrival)
+        return (Origin.HELD, problem) if problem else (Origin.RETRIEVED, "")
+
     def landed(self, stored: StoredInstance) -> None:
         sop = stored.sop_instance_uid
         with self._lock:
+            if not stored.solicited:
+                if not stored.kept and stored.study_uid == self.state.study_uid:
+                    self.held_back += 1
+                return
+            if stored.placement is Placement.REPLACED and stored.held_path is not None:
+                self.replaced.append((stored.path, stored.held_path))
             if (
                 stored.study_uid != self.state.study_uid
                 or sop in self._arrived

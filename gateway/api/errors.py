@@ -39,11 +39,8 @@ def _plain(status: int, kind: str) -> ToProblem:
 PROBLEMS: dict[type[Exception], ToProblem] = {
     # A fetch the gateway will not queue.
     FetchRefused: _plain(422, "cannot-fetch"),
-    IdempotencyConflict: lambda _exc: ApiProblem(
-        422,
-        "This Idempotency-Key was already used with a different request; "
-        "use a new key for a new request.",
-        kind="idempotency-conflict",
+    IdempotencyConflict: lambda exc: ApiProblem(
+        422, f"{exc} Use a new key for a new request.", kind="idempotency-conflict"
     ),
     # Refusals of the review queue, links and link import.
     ReviewError: _plain(422, "invalid-request"),

@@ -21,6 +21,7 @@ from pydantic_settings import (
 from gateway.core.contacts import Contacts
 from gateway.core.viewer_links import ViewerLink
 from jobs import RetryPolicy
+from pacs.admission import InboundLimits, SenderRule, Senders
 from pacs.models import LocalNode, Peer
 from r4.database import production_url
 from r4.mapping import R4Mapping
@@ -48,6 +49,12 @@ class PacsSettings(BaseModel):
     dimse_timeout: float = Field(
         60.0, gt=0, description="Idle time allowed between two messages or two arrivals."
     )
+    max_find_matches: int = Field(
+        1000,
+        ge=1,
+        description="Matches one C-FIND may answer; past it the fetch fails with a sentence "
+        "asking for a narrower date range (memory stays bounded meanwhile).",
+    )
 
     def peer(self) -> Peer:
         return Peer(
@@ -60,6 +67,7 @@ class PacsSettings(BaseModel):
             connect_timeout=self.connect_timeout,
             acse_timeout=self.acse_timeout,
             dimse_timeout=self.dimse_timeout,
+            max_find_matches=self.max_find_matches,
         )
 
 
@@ -102,7 +110,28 @@ class Settings(BaseSettings):
     dicom_bind: str = Field("0.0.0.0", description="Address the Storage SCP listens on.")
     allowed_calling_aets: list[str] = Field(
         default_factory=list,
-        description="AE titles allowed to send to the Storage SCP besides the configured PACS.",
+        description="Senders allowed to send to the Storage SCP besides the configured PACS: "
+        "`AET` (from any address), `AET@host` or `AET@network` (`CT1@10.0.0.7`, "
+        "`US@10.0.2.0/24`). A configured PACS's AE title is let in only from that PACS's "
+        "`host`; naming it here without a host does not widen that.",
+    )
+    dicom_max_associations: int = Field(
+        16, ge=2, description="Associations the Storage SCP serves at once, from all senders."
+    )
+    dicom_max_associations_per_host: int = Field(
+        4, ge=1, description="Associations (and connections) one address may have open at once."
+    )
+    dicom_reserved_for_pacs: int = Field(
+        4,
+        ge=0,
+        description="Of `dicom_max_associations`, kept for the configured PACS's hosts, so "
+        "senders that are no configured PACS cannot take the room a C-MOVE needs.",
+    )
+    dicom_idle_timeout: float = Field(
+        15.0,
+        gt=0,
+        description="Seconds an association opened to the Storage SCP may stay silent before "
+        "it is closed.",
     )
     maximum_pdu_size: int = Field(0, ge=0, description="Largest PDU we accept; 0 = no limit.")
     data_dir: Path = Field(Path("var"), description="Where the gateway keeps its data.")
@@ -364,3 +393,22 @@ class Settings(BaseSettings):
 
     def pacs_ae_titles(self) -> list[str]:
         return [p.ae_title for p in self.pacs]
+
+    def senders(self) -> Senders:
+        """Who may send to the Storage SCP, from where, and how many at once."""
+        return Senders.build(
+            [(p.ae_title, p.host) for p in self.pacs],
+            self.allowed_calling_aets,
+            InboundLimits(
+                total=self.dicom_max_associations,
+                per_address=self.dicom_max_associations_per_host,
+                reserved=min(self.dicom_reserved_for_pacs, self.dicom_max_associations - 1),
+                idle_timeout=self.dicom_idle_timeout,
+            ),
+        )
+
+    @model_validator(mode="after")
+    def _senders_readable(self) -> Settings:
+        for entry in self.allowed_calling_aets:
+            SenderRule.parse(entry)  # ValueError says which entry and how to write it
+        return self

@@ -64,6 +64,37 @@ Tested against two PACS, both started by the tests on loopback ports:
 """
 
 
+SCP_ACCEPTS = """
+## What the Storage SCP accepts, and from whom
+
+- **Who.** A configured PACS's `ae_title` is let in only from that PACS's `host` (every
+  address its name resolves to; names are resolved again at most once a minute when an
+  address is refused). Anyone else must be in `allowed_calling_aets`: `AET` (any address, as
+  older configurations wrote it), `AET@host` or `AET@network` (`CT1@10.0.0.7`,
+  `US@10.0.2.0/24`). A bare entry with a configured PACS's AE title is ignored (a warning
+  at start says so): it would let anyone claim to be the PACS. Refused associations get
+  A-ASSOCIATE-RJ "calling AE title not recognised" and a log line with the AE title and the
+  address.
+- **How many.** At most `dicom_max_associations_per_host` connections from one address (more
+  are closed before a thread is spent on them), at most `dicom_max_associations` in all, of
+  which `dicom_reserved_for_pacs` only for the configured PACS's hosts; an association silent
+  for `dicom_idle_timeout` seconds is closed. A flood from other machines cannot take the room
+  a C-MOVE needs.
+- **What counts.** A file counts for a fetch only when that fetch is waiting for its study,
+  it comes from that PACS's AE title, and its PatientID (and IssuerOfPatientID, when the PACS
+  gave one) is what the PACS's C-FIND answered for the study. A file claiming such a study
+  that fails this is held back in `<storage>/.held/quarantine/` with a note of its sender,
+  never counted or served; the job's events say how many. Files of studies nobody is
+  fetching are pushes: matched, then indexed or queued for review, as before.
+- **Same UID, other bytes.** The PACS's copy always wins: a fetch that brings a differing copy
+  of a stored instance replaces it in one step, keeps the old one in `<storage>/.held/replaced/`
+  (never served) and audits what changed ("replaced by the PACS's copy: PatientName
+  changed"). A study whose stored files name other patient details than the PACS answers now,
+  or that holds pushed files, is fetched whole again. A push that differs from a stored copy
+  is held back in quarantine. `.held/` keeps at most 1,000 files, the oldest removed first.
+"""
+
+
 def render() -> str:
     parts = [INTRO, "## Gateway\n", _table(Settings, env=True)]
     parts += ["\n## Each PACS (`[[pacs]]` in the TOML file)\n", _table(PacsSettings, env=False)]
@@ -71,6 +102,7 @@ def render() -> str:
         "\nThe PACS must know the gateway as a DICOM modality: its `ae_title`, this machine's "
         'address and `dicom_port`, or C-MOVE fails with "Move destination unknown".\n'
     )
+    parts.append(SCP_ACCEPTS)
     parts.append(render_r4())
     parts.append(TESTED_PACS)
     parts += [

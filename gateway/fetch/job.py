@@ -17,10 +17,13 @@ from gateway.core.settings import Settings
 from gateway.fetch.plan import FetchMatching, PlanEntry
 from gateway.fetch.request import FetchTarget
 from gateway.index.study_index import StudyIndex
+from gateway.review.audit import AuditAction, AuditLog, study_subject
+from pacs.attributes import patient_changes
 from pacs.errors import PacsError, PacsUnreachable, RetrieveCancelled
 from pacs.models import Study
 from pacs.query import OnForeign, find_studies
 from pacs.retrieve import FetchResult, Progress
+from pacs.store import changes_between
 
 FETCH_KIND = "fetch"
 
@@ -32,10 +35,12 @@ class FetchJob:
         node: DicomNode,
         index: StudyIndex,
         matching: FetchMatching | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.settings = settings
         self.node = node
         self.index = index
+        self.audit = audit
         # With R4: fetches by R4 patient id go through the matcher and the review queue.
         # Without, they are refused at submit (and fail here, should one be queued anyway).
         self.matching = matching
@@ -57,7 +62,10 @@ class FetchJob:
                 ctx.report(f"Looking for studies on {target.peer.label}", force=True)
                 studies, in_review, dismissed = self._plan(ctx, target)
                 done = {e.study_uid: e for e in plan or [] if e.done}
-                plan = [done.get(s.study_uid) or PlanEntry.of(s) for s in studies]
+                plan = [
+                    done.get(s.study_uid) or PlanEntry.of(s, refresh=self._corrected(ctx, s))
+                    for s in studies
+                ]
                 ctx.save_checkpoint(
                     {"studies": _json(plan), "in_review": in_review, "dismissed": dismissed}
                 )
@@ -103,6 +111,19 @@ class FetchJob:
                 "patient than the one asked for: left out, not fetched."
             )
         return result
+
+    def _corrected(self, ctx: jobs.JobContext, study: Study) -> bool:
+        """Whether the store holds the study under other patient attributes than the PACS
+        answers now (the PACS corrected it under the same UIDs): then all of it is fetched
+        again, and the PACS's copies replace the stored ones."""
+        stored = self.node.store.stored_patient(study.study_uid)
+        changes = patient_changes(study.patient, stored) if stored is not None else []
+        if changes:
+            ctx.note(
+                f"The PACS now gives other patient details for a study the gateway holds "
+                f"({', '.join(changes)}): fetching all of it again."
+            )
+        return bool(changes)
 
     def _find(self, target: FetchTarget, on_foreign: OnForeign) -> list[Study]:
         patient_id = target.request.pacs_patient_id
@@ -154,8 +175,11 @@ class FetchJob:
                 expected=entry.expected,
                 notice=ctx.note,
                 modalities=entry.modalities,
+                patient=entry.patient(),
+                refresh=entry.refresh,
             )
             self._index(target.pacs_name, entry, result, ctx.id)
+            self._tell_changes(ctx, result)
             entry.done = True
             entry.expected = entry.received = result.expected
             ctx.save_checkpoint({"studies": _json(plan), "in_review": in_review})
@@ -165,6 +189,32 @@ class FetchJob:
             f"Fetched {_count(len(plan), 'study', 'studies')}, {_count(images, 'image', 'images')}."
         )
         ctx.set_summary(f"{summary} {awaiting_review(in_review)}" if in_review else summary)
+
+    def _tell_changes(self, ctx: jobs.JobContext, result: FetchResult) -> None:
+        """Say in the job's events, and audit, what the PACS's copies replaced and what was
+        held back (uids and keywords only, no patient data)."""
+        if result.held_back:
+            ctx.note(
+                f"{_count(result.held_back, 'file', 'files')} claiming this study did not come "
+                "from the PACS's answer to this fetch (another sender, or another patient "
+                "than the PACS's C-FIND gave): held back, never shown; see the review page."
+            )
+        for path, old in result.replaced:
+            changes = changes_between(old, path)
+            sentence = f"replaced by the PACS's copy: {', '.join(changes)} changed"
+            if self.audit is not None:
+                self.audit.record(
+                    f"job:{ctx.id}",
+                    AuditAction.STUDY_REPLACED,
+                    study_subject(result.study_uid),
+                    {"sop_instance_uid": path.stem, "kept_aside": old.name},
+                    {"change": sentence},
+                )
+        if result.replaced:
+            ctx.note(
+                f"{_count(len(result.replaced), 'stored image', 'stored images')} differed "
+                "from the PACS's copy and were replaced by it; the old copies are kept aside."
+            )
 
     def _index(self, pacs_name: str, entry: PlanEntry, result: FetchResult, job_id: str) -> None:
         store = self.node.store

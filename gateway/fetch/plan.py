@@ -74,9 +74,13 @@ class PlanEntry:
     received: int = 0
     bytes: int = 0
     done: bool = False
+    # As the PACS's C-FIND answered: every received file must carry it (when not empty).
+    issuer: str = ""
+    # Ask for every instance again: what the store holds is not (or no longer) the PACS's.
+    refresh: bool = False
 
     @classmethod
-    def of(cls, study: Study) -> PlanEntry:
+    def of(cls, study: Study, *, refresh: bool = False) -> PlanEntry:
         return cls(
             study_uid=study.study_uid,
             pacs_patient_id=study.patient.patient_id,
@@ -84,6 +88,8 @@ class PlanEntry:
             description=study.description,
             modalities=tuple(study.modalities),
             expected=study.number_of_instances,
+            issuer=study.patient.issuer_of_patient_id,
+            refresh=refresh,
         )
 
     @classmethod
@@ -99,6 +105,9 @@ class PlanEntry:
             # Plans checkpointed before byte counts were kept have no "bytes".
             bytes=int(data.get("bytes") or 0),
             done=bool(data.get("done")),
+            # Plans checkpointed before these were kept have neither.
+            issuer=str(data.get("issuer") or ""),
+            refresh=bool(data.get("refresh")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -112,13 +121,19 @@ class PlanEntry:
             "received": self.received,
             "bytes": self.bytes,
             "done": self.done,
+            "issuer": self.issuer,
+            "refresh": self.refresh,
         }
+
+    def patient(self) -> PacsPatient:
+        """Whose the PACS's C-FIND said the study is, as far as received files are checked."""
+        return PacsPatient(patient_id=self.pacs_patient_id, issuer_of_patient_id=self.issuer)
 
     def study(self) -> Study:
         """The study as the index records it (the PACS's answer, as planned)."""
         return Study(
             study_uid=self.study_uid,
-            patient=PacsPatient(patient_id=self.pacs_patient_id),
+            patient=self.patient(),
             study_date=self.date,
             description=self.description,
             modalities=self.modalities,

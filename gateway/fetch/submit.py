@@ -19,6 +19,9 @@ from gateway.core.settings import Settings
 from gateway.fetch.job import FETCH_KIND
 from gateway.fetch.request import FetchRequest, FetchTarget
 
+# The job id of an Idempotency-Key claimed by a request whose job is being queued.
+PENDING = ""
+
 
 class FetchRefused(Exception):
     """A fetch the gateway will not queue; the message is one sentence, free of patient data,
@@ -75,15 +78,24 @@ class FetchSubmitter:
                 "Fetching by R4 patient id needs patient matching, which is not set up here; "
                 "give the PACS patient id instead."
             )
+        claimed = False
         if idempotency:
-            earlier = self._idempotent_job(idempotency, api_key_id, request)
+            claimed, earlier = self._claim(idempotency, api_key_id, request)
             if earlier is not None:
                 return earlier, False
-        job, created = self.jobs.submit(
-            FETCH_KIND, target.to_params(), dedupe_key=target.dedupe_key(), submitted_by=key_name
-        )
+        try:
+            job, created = self.jobs.submit(
+                FETCH_KIND,
+                target.to_params(),
+                dedupe_key=target.dedupe_key(),
+                submitted_by=key_name,
+            )
+        except BaseException:
+            if claimed:
+                self._release(idempotency or "", api_key_id)
+            raise
         if idempotency:
-            self._remember(idempotency, api_key_id, request, job.id)
+            self._remember(idempotency, api_key_id, job.id)
         if created:
             self.notify()
         return job, created
@@ -94,32 +106,64 @@ class FetchSubmitter:
         except LookupError as exc:
             raise UnknownPacs(str(exc)) from None
 
-    def _idempotent_job(self, key: str, api_key_id: str, request: FetchRequest) -> jobs.Job | None:
+    def _claim(
+        self, key: str, api_key_id: str, request: FetchRequest
+    ) -> tuple[bool, jobs.Job | None]:
+        """Take the key for this request before any job exists, so two requests racing with
+        one key cannot both queue a job: the primary key lets one insert win. Returns
+        (claimed, the job an earlier request with the key made).
+
+        Raises IdempotencyConflict when the key is held for a different request. A request
+        equal to the one holding a key whose job is not written yet goes on: the job's dedupe
+        key then makes it the same job."""
+        insert = idempotency_key.insert().values(
+            key=key,
+            api_key_id=api_key_id,
+            request_hash=request.fingerprint(),
+            job_id=PENDING,
+            created_at=datetime.now(UTC),
+        )
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert)
+            return True, None
+        except sa.exc.IntegrityError:
+            pass
         with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(idempotency_key).where(
                     idempotency_key.c.key == key, idempotency_key.c.api_key_id == api_key_id
                 )
             ).first()
-        if row is None:
-            return None
+        if row is None:  # the holder gave it up (its submit failed): take it now
+            return self._claim(key, api_key_id, request)
         if row.request_hash != request.fingerprint():
             raise IdempotencyConflict(
-                "This Idempotency-Key was already used for a different request."
+                f"The Idempotency-Key {key!r} was already used for a different request."
             )
-        return self.jobs.get(row.job_id)
+        if row.job_id == PENDING:
+            return False, None
+        return False, self.jobs.get(row.job_id)
 
-    def _remember(self, key: str, api_key_id: str, request: FetchRequest, job_id: str) -> None:
-        insert = idempotency_key.insert().values(
-            key=key,
-            api_key_id=api_key_id,
-            request_hash=request.fingerprint(),
-            job_id=job_id,
-            created_at=datetime.now(UTC),
-        )
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert)
-        except sa.exc.IntegrityError:
-            # A concurrent request with the same key won; its job is the answer next time.
-            pass
+    def _remember(self, key: str, api_key_id: str, job_id: str) -> None:
+        """Write the job to a key still pending (whoever claimed it: same request, same job)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                idempotency_key.update()
+                .where(
+                    idempotency_key.c.key == key,
+                    idempotency_key.c.api_key_id == api_key_id,
+                    idempotency_key.c.job_id == PENDING,
+                )
+                .values(job_id=job_id)
+            )
+
+    def _release(self, key: str, api_key_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                idempotency_key.delete().where(
+                    idempotency_key.c.key == key,
+                    idempotency_key.c.api_key_id == api_key_id,
+                    idempotency_key.c.job_id == PENDING,
+                )
+            )

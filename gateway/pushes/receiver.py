@@ -25,7 +25,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -37,6 +37,7 @@ from gateway.index.study_index import IndexedStudy, StudyIndex
 from gateway.matching import MatchDecision, ReviewReason
 from gateway.practice.directory import PatientDirectory
 from gateway.review import ReviewItem, ReviewOrigin, ReviewSink, ReviewState
+from gateway.review.audit import AuditAction, AuditLog, study_subject
 from pacs.attributes import date_value, int_value, patient_of
 from pacs.models import Instance, PacsPatient, Study
 from pacs.scp import AssociationReceipt, StorageSCP
@@ -63,6 +64,17 @@ R4_UNREADABLE_REASON = "the R4 database could not be read when the study arrived
 # The PACS name of a study found unmatched at start whose sender was not recorded.
 UNKNOWN_SENDER = "unknown (found at start)"
 SENDER_MARKS_DIR = "push-senders"
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who pushed: the calling AE title and the address the connection came from."""
+
+    ae_title: str
+    address: str
+
+    def describe(self) -> str:
+        return f"{self.ae_title} from {self.address or 'an unknown address'}"
 
 
 @dataclass(frozen=True)
@@ -153,8 +165,10 @@ class PushedStudies:
         index: StudyIndex,
         directory: PatientDirectory,
         review: ReviewSink,
+        audit: AuditLog | None = None,
     ) -> None:
         self.settings = settings
+        self.audit = audit
         self.store = store
         self.index = index
         self.directory = directory
@@ -245,12 +259,26 @@ class PushedStudies:
 
     def handle(self, receipt: AssociationReceipt) -> None:
         pacs_name = self.pacs_name_for(receipt.calling_ae_title)
+        sender = Sender(receipt.calling_ae_title, receipt.calling_address)
         by_study: dict[str, list[StoredInstance]] = {}
         for stored in receipt.unsolicited:
             by_study.setdefault(stored.study_uid, []).append(stored)
         for study_uid, instances in by_study.items():
-            self._handle_study(pacs_name, study_uid, instances[0].path)
+            filed = self._handle_study(pacs_name, study_uid, instances[0].path, sender)
             self.marks.clear(study_uid)
+            if self.audit is not None:
+                self.audit.record(
+                    f"sender:{sender.ae_title}",
+                    AuditAction.STUDY_RECEIVED,
+                    study_subject(study_uid),
+                    None,
+                    {
+                        "sender": sender.ae_title,
+                        "address": sender.address,
+                        "instances": len(instances),
+                        "filed": filed,
+                    },
+                )
 
     def handle_found(self, found: FoundStudy) -> None:
         """Match a study found unmatched at start, as if its sender had just pushed it."""
@@ -279,9 +307,11 @@ class PushedStudies:
                 return entry.name
         return calling_ae_title
 
-    def _handle_study(self, pacs_name: str, study_uid: str, header_path: Path) -> None:
+    def _handle_study(
+        self, pacs_name: str, study_uid: str, header_path: Path, sender: Sender | None = None
+    ) -> str:
         """Match one study from the header of one of its stored files, then index it or
-        queue it for review."""
+        queue it for review; says which, in words for the audit."""
         header = _header(header_path, _PATIENT_TAGS)
         patient = patient_of(header)
         study = Study(
@@ -294,16 +324,21 @@ class PushedStudies:
             number_of_instances=_count_files(self.store, study_uid),
         )
         decision = self._decide(patient)
+        where = f"{pacs_name} at {sender.address or '?'}" if sender else pacs_name
         if decision.auto_linked:
             indexed = self.index_from_store(pacs_name, study)
             log.info(
                 "pushed study %s from %s matched automatically (%s); indexed %d instances",
                 study_uid,
-                pacs_name,
+                where,
                 decision.rule,
                 indexed.instance_count if indexed else 0,
             )
-            return
+            return "indexed: matched automatically"
+        if sender is not None:
+            decision = replace(
+                decision, reasons=(*decision.reasons, f"Sent by {sender.describe()}.")
+            )
         details = self._details(decision)
         item, created = self.review.add(
             origin=ReviewOrigin.PUSH,
@@ -318,17 +353,18 @@ class PushedStudies:
                 "pushed study %s from %s was dismissed in review item %s; its files stay in "
                 "the store",
                 study_uid,
-                pacs_name,
+                where,
                 item.id,
             )
-            return
+            return f"kept: dismissed earlier in review item {item.id}"
         log.info(
             "pushed study %s from %s %s review item %s",
             study_uid,
-            pacs_name,
+            where,
             "is" if created else "is already",
             item.id,
         )
+        return f"review item {item.id}"
 
     def _decide(self, patient: PacsPatient) -> MatchDecision:
         try:

@@ -20,6 +20,11 @@ class AuditAction(StrEnum):
     LINK_CREATE = "link.create"
     LINK_DELETE = "link.delete"
     LINK_IMPORT = "link.import"
+    # Outside review, audited the same way.
+    STUDY_RECEIVED = "study.received"  # a PACS or modality pushed a study unasked
+    STUDY_REPLACED = "study.replaced"  # the PACS's differing copy replaced a stored file
+    STUDY_REMOVE = "study.remove"  # staff removed a study from the gateway
+    AUTH_THROTTLED = "auth.throttled"  # failed key attempts from one address slowed down
 
 
 def review_subject(item_id: int) -> str:
@@ -28,6 +33,10 @@ def review_subject(item_id: int) -> str:
 
 def link_subject(link_id: int) -> str:
     return f"link:{link_id}"
+
+
+def study_subject(study_uid: str) -> str:
+    return f"study:{study_uid}"
 
 
 class AuditLog:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import date
 
 import demo_studies
 import pytest
 from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from pacs.echo import echo
+from pacs.errors import IdleTimeout, TooManyMatches
 from pacs.models import Peer, StudyQuery
 from pacs.query import find_instances, find_series, find_studies
 
@@ -198,3 +204,73 @@ def test_an_answer_whose_study_uid_is_not_a_uid_is_left_out(
     studies = find_studies(peer, AET, StudyQuery(patient_id=demo_studies.LATIN1_PATIENT_ID))
 
     assert [s.study_uid for s in studies] == [good.study_uid]
+
+
+def _tiny_studies(folder, patient_id: str, count: int) -> list:
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    paths = []
+    for number in range(count):
+        ds = Dataset()
+        ds.PatientID = patient_id
+        ds.PatientName = "Many^Studies"
+        ds.StudyInstanceUID = generate_uid()
+        ds.SeriesInstanceUID = generate_uid()
+        ds.SOPInstanceUID = generate_uid()
+        ds.SOPClassUID = SecondaryCaptureImageStorage
+        ds.StudyDate = "20240101"
+        ds.Modality = "OT"
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        path = folder / f"{number}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def test_a_query_answering_more_than_the_cap_stops_there_and_says_so(
+    orthanc_factory, make_peer, tmp_path
+):
+    orthanc = orthanc_factory()
+    orthanc.upload(_tiny_studies(tmp_path, "MANY-1", 30))
+    query = StudyQuery(patient_id="MANY-1")
+
+    assert len(find_studies(make_peer(orthanc), AET, query)) == 30
+
+    with pytest.raises(TooManyMatches) as refused:
+        find_studies(make_peer(orthanc, max_find_matches=12), AET, query)
+    assert "more than 12 matches" in refused.value.message
+    assert "narrower date range" in refused.value.message
+    assert not refused.value.transient
+
+
+def test_a_pacs_silent_after_the_request_is_our_timeout_not_its_abort():
+    """A real pynetdicom SCP whose C-FIND handler never answers (until the test ends)."""
+    release = threading.Event()
+
+    def never(event):
+        release.wait(30)
+        yield 0x0000, None
+
+    ae = AE(ae_title="SILENTPACS")
+    ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
+    server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_FIND, never)])
+    try:
+        peer = Peer(
+            ae_title="SILENTPACS",
+            host="127.0.0.1",
+            port=server.server_address[1],
+            dimse_timeout=1.0,
+            name="silent",
+        )
+        started = time.monotonic()
+        with pytest.raises(IdleTimeout) as stopped:
+            find_studies(peer, AET, StudyQuery(patient_id="P1"))
+        assert time.monotonic() - started < 10
+        assert "did not answer the C-FIND within 1 s" in stopped.value.message
+    finally:
+        release.set()
+        server.shutdown()

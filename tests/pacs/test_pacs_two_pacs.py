@@ -11,8 +11,8 @@ from pydicom import dcmread
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pytest_orthanc import MIX_COMPANION_STUDY, PLAIN_STUDY
 
-from pacs.errors import SubOperationsFailed
-from pacs.models import Peer, StudyQuery
+from pacs.errors import RetrieveIncomplete, SubOperationsFailed
+from pacs.models import PacsPatient, Peer, StudyQuery
 from pacs.query import find_studies
 from pacs.retrieve import Retriever
 from pacs.store import StudyStore
@@ -109,6 +109,33 @@ def test_the_instance_list_is_the_same_whether_or_not_the_pacs_counts_agree(
         for series in study.series
         for instance in series.instances
     }
+    _assert_as_loaded(store, study, implicit_becomes_explicit=pacs == "dcmqrscp")
+
+
+@pytest.mark.parametrize("pacs", ["orthanc_running", "dcmqrscp"])
+@pytest.mark.parametrize("method", ["move", "get"])
+def test_only_files_of_the_patient_the_pacs_answered_count(
+    pacs, method, request, local, store, scp, demo_catalog
+):
+    """Each file must carry the PatientID of the PACS's C-FIND answer: what does not is held
+    back, never counted or served, and the retrieve says images are missing."""
+    study = demo_catalog.study(PLAIN_STUDY)
+    peer = _peer(request.getfixturevalue(pacs), method)
+    retriever = Retriever(local, store, scp)
+    someone_else = PacsPatient(patient_id="SOMEONE-ELSE")
+
+    with pytest.raises(RetrieveIncomplete) as refused:
+        retriever.fetch_study(peer, study.study_uid, patient=someone_else, max_requests=1)
+
+    assert refused.value.missing == study.instance_count
+    assert not store.study_dir(study.study_uid).exists()
+    held = store.held_files("quarantine")
+    assert len(held) == study.instance_count
+    assert {dcmread(p, stop_before_pixels=True).PatientID for p in held} == {study.patient_id}
+
+    (answer,) = find_studies(peer, "TESTSCU", StudyQuery(study_uid=study.study_uid))
+    result = retriever.fetch_study(peer, study.study_uid, patient=answer.patient)
+    assert (result.received_now, result.held_back) == (study.instance_count, 0)
     _assert_as_loaded(store, study, implicit_becomes_explicit=pacs == "dcmqrscp")
 
 

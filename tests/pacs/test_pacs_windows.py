@@ -121,7 +121,10 @@ def test_a_received_instance_is_filed_although_windows_cannot_unlink_open_files(
     monkeypatch.setattr(pathlib.Path, "unlink", unlink)
     event = SimpleNamespace(
         dataset_path=temp,
-        assoc=SimpleNamespace(requestor=SimpleNamespace(ae_title="MODALITY")),
+        assoc=SimpleNamespace(
+            is_requestor=False,
+            requestor=SimpleNamespace(ae_title="MODALITY", address="127.0.0.1"),
+        ),
         request=SimpleNamespace(
             _dataset_file=handle,
             AffectedSOPInstanceUID=ds.SOPInstanceUID,
