@@ -121,8 +121,9 @@ class PlanEntry:
             "received": self.received,
             "bytes": self.bytes,
             "done": self.done,
-            "issuer": self.issuer,
-            "refresh": self.refresh,
+            # Only when set, so a plan without them keeps the earlier format.
+            **({"issuer": self.issuer} if self.issuer else {}),
+            **({"refresh": True} if self.refresh else {}),
         }
 
     def patient(self) -> PacsPatient:

@@ -166,7 +166,8 @@ def test_without_r4_a_push_is_kept_and_queued_and_fetched_studies_are_not_pushes
     (item,) = gateway.review.list()
     assert item.study_uid == pushed.study_uid
     assert item.origin is ReviewOrigin.PUSH
-    assert item.reasons == (NO_R4_REASON,)
+    # Who pushed it, and from where, is part of the item.
+    assert item.reasons == (NO_R4_REASON, f"Sent by {orthanc_running.ae_title} from 127.0.0.1.")
     assert item.candidates == ()
     assert len(_stored_files(gateway, pushed.study_uid)) == pushed.instance_count
     assert gateway.index.study(pushed.study_uid) is None
