@@ -8,6 +8,17 @@ from pydicom.dataset import Dataset
 
 from pacs.models import PacsPatient, PersonName
 
+# What `patient_of` reads: the tags to ask pydicom for when reading a stored file's patient.
+PATIENT_TAGS = (
+    "SpecificCharacterSet",
+    "PatientID",
+    "IssuerOfPatientID",
+    "PatientName",
+    "PatientBirthDate",
+    "PatientSex",
+    "OtherPatientIDs",
+)
+
 
 def patient_of(ds: Dataset) -> PacsPatient:
     """The patient attributes a dataset carries (any missing one left empty)."""

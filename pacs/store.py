@@ -33,7 +33,7 @@ from typing import BinaryIO
 import psutil
 from pydicom import dcmread
 
-from pacs.attributes import patient_changes, patient_of
+from pacs.attributes import PATIENT_TAGS, patient_changes, patient_of
 from pacs.models import PacsPatient
 
 # DICOM UIDs are digits and dots, at most 64 characters. Checking this is also what keeps a
@@ -44,14 +44,6 @@ _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 log = logging.getLogger(__name__)
 
 HELD_MAX_FILES = 1000
-_PATIENT_TAGS = [
-    "SpecificCharacterSet",
-    "PatientID",
-    "IssuerOfPatientID",
-    "PatientName",
-    "PatientBirthDate",
-    "PatientSex",
-]
 # In a study's folder: some of its files came from a push (see `has_pushed`).
 PUSHED_MARK = ".pushed"
 
@@ -176,7 +168,7 @@ class StudyStore:
         if first is None:
             return None
         try:
-            header = dcmread(first, stop_before_pixels=True, specific_tags=_PATIENT_TAGS)
+            header = dcmread(first, stop_before_pixels=True, specific_tags=list(PATIENT_TAGS))
         except Exception:  # pydicom raises a wide range of errors on garbage
             return None
         return patient_of(header)

@@ -38,7 +38,7 @@ from gateway.matching import MatchDecision, ReviewReason
 from gateway.practice.directory import PatientDirectory
 from gateway.review import ReviewItem, ReviewOrigin, ReviewSink, ReviewState
 from gateway.review.audit import AuditAction, AuditLog, study_subject
-from pacs.attributes import date_value, int_value, patient_of
+from pacs.attributes import PATIENT_TAGS, date_value, int_value, patient_of
 from pacs.models import Instance, PacsPatient, Study
 from pacs.scp import AssociationReceipt, StorageSCP
 from pacs.store import StoredInstance, StudyStore
@@ -46,13 +46,7 @@ from pacs.store import StoredInstance, StudyStore
 log = logging.getLogger(__name__)
 
 _PATIENT_TAGS = [
-    "SpecificCharacterSet",
-    "PatientID",
-    "IssuerOfPatientID",
-    "PatientName",
-    "PatientBirthDate",
-    "PatientSex",
-    "OtherPatientIDs",
+    *PATIENT_TAGS,
     "StudyDate",
     "StudyDescription",
     "AccessionNumber",
