@@ -23,8 +23,6 @@ class AuditAction(StrEnum):
     # Outside review, audited the same way.
     STUDY_RECEIVED = "study.received"  # a PACS or modality pushed a study unasked
     STUDY_REPLACED = "study.replaced"  # the PACS's differing copy replaced a stored file
-    STUDY_REMOVE = "study.remove"  # staff removed a study from the gateway
-    AUTH_THROTTLED = "auth.throttled"  # failed key attempts from one address slowed down
 
 
 def review_subject(item_id: int) -> str:
