@@ -24,7 +24,7 @@ from gateway.fetch.submit import (
     PatientNotResolvable,
     UnknownPacs,
 )
-from gateway.index.study_index import IndexedStudy, StudyIndex
+from gateway.index.study_index import IndexedStudy, StudyIndex, StudyNotFound
 from gateway.practice.directory import PatientDirectory
 from gateway.practice.side import PracticeSide, id_rule
 from gateway.pushes.receiver import PushedStudies
@@ -32,8 +32,10 @@ from gateway.pushes.recovery import recover_unmatched_pushes
 from gateway.review import AuditLog, PatientLinks, ReviewItem, ReviewQueue
 from gateway.review import actions as review_actions
 from gateway.review.access import AccessAudit
+from gateway.review.audit import AuditAction, study_subject
 from pacs.echo import echo
 from pacs.errors import PacsError
+from pacs.preview import PreviewCache, RenderGuard
 
 # The refusals of submit_fetch, importable from here as before.
 __all__ = [
@@ -49,6 +51,8 @@ __all__ = [
 PRACTICE_ACTOR = "sqs:fetch-studies"
 # Readiness C-ECHOes each PACS in a thread of its own, up to this many at once.
 READINESS_ECHOES = 8
+# A removal's reason is kept in the audit trail, as long as a dismissal's may be.
+REMOVE_REASON_MAX = review_actions.DISMISS_REASON_MAX
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,17 @@ class Gateway:
         self.engine = open_database(settings.database_url)
         self.jobs = jobs.JobStore(self.engine)
         self.node = DicomNode(settings)
-        self.index = StudyIndex(self.engine, self.node.store.root)
+        # Previews are drawn once from the stored files; a study indexed again or removed
+        # has its previews forgotten, so none outlives the files it was drawn from.
+        self.previews = PreviewCache(
+            settings.data_dir / "previews",
+            guard=RenderGuard(
+                settings.preview_max_frame_bytes,
+                settings.preview_max_renders,
+                settings.preview_render_wait,
+            ),
+        )
+        self.index = StudyIndex(self.engine, self.node.store.root, self.previews.forget_study)
         # R4, Flynotes, Rollbar: each part off unless configured. With R4, fetches may name
         # an R4 patient.
         self.practice = PracticeSide(
@@ -223,6 +237,33 @@ class Gateway:
 
         Raises ReviewNotFound, ReviewNotDismissed, ReviewAlreadyQueued."""
         return review_actions.reopen(self.review, self.audit, item_id, actor)
+
+    def remove_study(self, study_uid: str, reason: str, actor: str) -> IndexedStudy:
+        """Take a wrongly filed study out of the gateway: index rows, files and previews
+        gone, audited as study.removed with the reason. A later fetch can bring it back
+        (from the PACS, checked as any fetch is).
+
+        Raises ValueError (reason empty or over 500 characters), StudyNotFound."""
+        reason = reason.strip()
+        if not 1 <= len(reason) <= REMOVE_REASON_MAX:
+            raise ValueError(f"A removal needs a reason of 1 to {REMOVE_REASON_MAX} characters.")
+        removed = self.index.remove(study_uid)
+        if removed is None:
+            raise StudyNotFound()
+        files = self.node.store.remove_study(study_uid)
+        self.audit.record(
+            actor,
+            AuditAction.STUDY_REMOVED,
+            study_subject(study_uid),
+            {
+                "pacs": removed.pacs_name,
+                "pacs_patient_id": removed.pacs_patient_id,
+                "instances": removed.instance_count,
+                "job_id": removed.job_id,
+            },
+            {"reason": reason, "files_removed": files},
+        )
+        return removed
 
     def attach_pushed_study(self, item: ReviewItem) -> IndexedStudy | None:
         """Index a resolved push item's study from the store (None: no file of it is left)."""

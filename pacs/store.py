@@ -161,6 +161,23 @@ class StudyStore:
         finally:
             temp_path.unlink(missing_ok=True)
 
+    def remove_study(self, study_uid: str) -> int:
+        """Delete the study's folder; the number of its files that were there.
+
+        The folder is first renamed into `.incoming` (one step: no path under the study
+        resolves afterwards), then deleted; a crash in between leaves it to
+        `remove_stale_incoming`. Held-back copies stay in `.held` (bounded there).
+        """
+        study_dir = self.study_dir(study_uid)
+        doomed = self.incoming / f"{self.incoming_prefix()}removed-{study_dir.name}"
+        try:
+            os.replace(study_dir, doomed)
+        except FileNotFoundError:
+            return 0
+        files = sum(1 for p in doomed.rglob("*.dcm") if p.is_file())
+        shutil.rmtree(doomed, ignore_errors=True)
+        return files
+
     def stored_patient(self, study_uid: str) -> PacsPatient | None:
         """The patient one stored file of the study names (None: no readable file)."""
         study_dir = self.study_dir(study_uid)
@@ -254,7 +271,12 @@ class StudyStore:
         removed = 0
         for entry in os.scandir(self.incoming):
             pid = _pid_of(entry.name)
-            if entry.is_file() and (pid is None or not _process_alive(pid)):
+            if pid is not None and _process_alive(pid):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if pid is not None:  # a study removal a crash cut short
+                    shutil.rmtree(entry.path, ignore_errors=True)
+            elif entry.is_file():
                 try:
                     Path(entry.path).unlink(missing_ok=True)
                 except PermissionError:

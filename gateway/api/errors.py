@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from gateway.api.problems import ApiProblem, problem_response
 from gateway.api.schemas import FieldError
 from gateway.fetch.submit import FetchRefused, IdempotencyConflict
+from gateway.index.study_index import StudyNotFound
 from gateway.review import (
     InvalidLinkFile,
     LinkConflict,
@@ -57,6 +58,7 @@ PROBLEMS: dict[type[Exception], ToProblem] = {
         errors=[FieldError(field="body.r4_patient_id", message="no R4 patient has this id")],
     ),
     InvalidLinkFile: _plain(422, "invalid-link-file"),
+    StudyNotFound: _plain(404, "study-not-found"),
     R4Unavailable: lambda exc: ApiProblem(
         503, str(exc), kind="r4-unavailable", headers={"Retry-After": "30"}
     ),

@@ -32,7 +32,6 @@ from pacs.preview import (
     Kind,
     PreviewCache,
     PreviewUnavailable,
-    RenderGuard,
 )
 from pacs.preview import placeholder_png as _placeholder_png
 
@@ -134,19 +133,10 @@ async def serve_preview(
     return _png_file(request, path, gateway.settings.preview_max_age)
 
 
-def preview_cache(app: FastAPI, gateway: Gateway) -> PreviewCache:
-    """The app's one PreviewCache (its per-series locks make concurrent misses render once)."""
-    cache: PreviewCache | None = getattr(app.state, "preview_cache", None)
-    if cache is None:
-        settings = gateway.settings
-        guard = RenderGuard(
-            settings.preview_max_frame_bytes,
-            settings.preview_max_renders,
-            settings.preview_render_wait,
-        )
-        cache = PreviewCache(settings.data_dir / "previews", guard=guard)
-        app.state.preview_cache = cache
-    return cache
+def preview_cache(_app: FastAPI, gateway: Gateway) -> PreviewCache:
+    """The gateway's one PreviewCache (its per-series locks make concurrent misses render
+    once; the study index forgets a study's previews when the study changes)."""
+    return gateway.previews
 
 
 def _png_file(request: Request, path: FsPath, max_age: int) -> Response:

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Depends, Path
 from gateway.api.access_deps import study_view
 from gateway.api.auth import Permission, require
 from gateway.api.deps import GatewayDep
-from gateway.api.problems import ApiProblem
-from gateway.api.schemas import API, PatientStudies, StudyOut
+from gateway.api.schemas import API, PatientStudies, RemoveStudyRequest, StudyOut
+from gateway.core.keys import ApiKey
+from gateway.index.study_index import StudyNotFound
 
-router = APIRouter(prefix=API, tags=["studies"], dependencies=[Depends(require(Permission.READ))])
+router = APIRouter(prefix=API, tags=["studies"])
+_READ = [Depends(require(Permission.READ))]
 
 # DICOM UID: dot-separated numbers, no leading zeros, at most 64 characters (PS3.5 9.1).
 UID_PATTERN = r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$"
@@ -23,6 +25,7 @@ UID_PATTERN = r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$"
     response_model=PatientStudies,
     summary="A patient's studies in the store",
     description="Only what the gateway has fetched; submit a fetch to bring more.",
+    dependencies=_READ,
 )
 def patient_studies(
     pacs_patient_id: Annotated[
@@ -40,7 +43,7 @@ def patient_studies(
     "/studies/{study_uid}",
     response_model=StudyOut,
     summary="One study in the store, with its series",
-    dependencies=[Depends(study_view("view.study"))],
+    dependencies=[*_READ, Depends(study_view("view.study"))],
 )
 def get_study(
     study_uid: Annotated[
@@ -50,9 +53,26 @@ def get_study(
 ) -> StudyOut:
     found = gateway.index.study(study_uid)
     if found is None:
-        raise ApiProblem(
-            404,
-            "The gateway has no study with this UID; fetch the patient's studies first.",
-            kind="study-not-found",
-        )
+        raise StudyNotFound()
     return StudyOut.of(found, with_series=True)
+
+
+@router.delete(
+    "/studies/{study_uid}",
+    response_model=StudyOut,
+    summary="Remove a wrongly filed study from the gateway",
+    description="For a study filed under the wrong patient, or that should not be here: its "
+    "files, index entries and previews are removed and the removal is audited as "
+    "study.removed with the reason. The PACS keeps its copy; a later fetch can bring the "
+    "study back. Answers with what was removed. Staff and admin keys only.",
+    responses={404: {"description": "The gateway has no study with this UID."}},
+)
+def remove_study(
+    study_uid: Annotated[
+        str, Path(max_length=64, pattern=UID_PATTERN, description="Study Instance UID.")
+    ],
+    body: RemoveStudyRequest,
+    gateway: GatewayDep,
+    key: Annotated[ApiKey, Depends(require(Permission.REMOVE_STUDIES))],
+) -> StudyOut:
+    return StudyOut.of(gateway.remove_study(study_uid, body.reason, key.name))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 import jobs
 from gateway.core.viewer_links import ViewerLink, current_viewer_links, render_links
@@ -149,6 +149,17 @@ class StudyLinks(BaseModel):
     preview: str = Field(description="PNG preview of the study (its first series).")
     viewers: list[ViewerLinkOut] = Field(
         default_factory=list, description="The study in each configured image viewer."
+    )
+
+
+class RemoveStudyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: str = Field(
+        min_length=1,
+        max_length=500,
+        description="Why the study is removed, e.g. 'filed under the wrong patient' (kept in "
+        "the audit trail).",
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -11,6 +11,13 @@ import sqlalchemy as sa
 
 from gateway.core.models import instance, study
 from pacs.models import Instance, Study
+
+
+class StudyNotFound(LookupError):
+    def __init__(self) -> None:
+        super().__init__(
+            "The gateway has no study with this UID; fetch the patient's studies first."
+        )
 
 
 @dataclass(frozen=True)
@@ -35,9 +42,18 @@ class IndexedStudy:
 
 
 class StudyIndex:
-    def __init__(self, engine: sa.Engine, store_root: Path) -> None:
+    """`changed(study_uid)` is called after a study is indexed again or removed (what was
+    drawn from its files, such as previews, is then out of date)."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        store_root: Path,
+        changed: Callable[[str], None] = lambda _uid: None,
+    ) -> None:
         self.engine = engine
         self.store_root = store_root
+        self.changed = changed
 
     def record_study(
         self,
@@ -78,6 +94,7 @@ class StudyIndex:
             )
             if rows:
                 conn.execute(instance.insert(), rows)
+        self.changed(found.study_uid)
 
     def patient_studies(self, pacs_patient_id: str) -> list[IndexedStudy]:
         with self.engine.connect() as conn:
@@ -99,6 +116,17 @@ class StudyIndex:
                 .group_by(instance.c.series_uid)
             ).all()
         return _study(row, tuple(IndexedSeries(s, n) for s, n in series))
+
+    def remove(self, study_uid: str) -> IndexedStudy | None:
+        """Take the study and its instances out of the index; what was there (None: nothing)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(study).where(study.c.study_uid == study_uid)).first()
+            if row is None:
+                return None
+            conn.execute(instance.delete().where(instance.c.study_uid == study_uid))
+            conn.execute(study.delete().where(study.c.study_uid == study_uid))
+        self.changed(study_uid)
+        return _study(row)
 
     def instance_paths(self, study_uid: str) -> list[Path]:
         with self.engine.connect() as conn:

@@ -23,6 +23,7 @@ class AuditAction(StrEnum):
     # Outside review, audited the same way.
     STUDY_RECEIVED = "study.received"  # a PACS or modality pushed a study unasked
     STUDY_REPLACED = "study.replaced"  # the PACS's differing copy replaced a stored file
+    STUDY_REMOVED = "study.removed"  # staff took a study out of the gateway, with a reason
 
 
 def review_subject(item_id: int) -> str:

@@ -23,7 +23,8 @@ from gateway.api.routes_previews import serve_preview
 from gateway.api.routes_studies import UID_PATTERN
 from gateway.fetch.request import FetchRequest
 from gateway.fetch.submit import FetchRefused
-from gateway.service import Gateway
+from gateway.index.study_index import StudyNotFound
+from gateway.service import REMOVE_REASON_MAX, Gateway
 from gateway.web.identity import earlier_fetches, job_identity
 from gateway.web.job_page import job_view, patient_label
 from gateway.web.redact import view_for
@@ -100,6 +101,7 @@ def job_page(request: Request, job_id: str, user: Reader) -> Response:
             "status_url": _status_url(job_id),
             "identity": job_identity(gateway, job),
             "earlier": earlier_fetches(gateway, job),
+            "notice": request.session.pop("notice", ""),
         },
     )
 
@@ -165,6 +167,40 @@ async def fetch(
         return _fetch_page(request, user, values, errors, status=422)
     await run_in_threadpool(gateway.access.submitted, user.name, job.id, job.params)
     return RedirectResponse(f"{PAGES}/jobs/{job.id}", status_code=303, headers=NO_STORE)
+
+
+async def remover(user: Annotated[PageUser, Depends(current_user)]) -> PageUser:
+    return permitted(user, Permission.REMOVE_STUDIES, "removing studies from the gateway")
+
+
+@router.post("/studies/{study_uid}/remove", response_class=HTMLResponse)
+async def remove_study(
+    request: Request,
+    study_uid: str,
+    user: Annotated[PageUser, Depends(remover)],
+    form: Annotated[FormData, Depends(checked_form)],
+) -> Response:
+    """Staff take a wrongly filed study out of the gateway, from the job page showing it."""
+    job_id = str(form.get("job_id") or "")
+    back = f"{PAGES}/jobs/{job_id}" if _JOB_ID.match(job_id) else f"{PAGES}/jobs"
+    if not (len(study_uid) <= 64 and _UID.match(study_uid)):
+        raise PageNotFound("There is no study at this address.")
+    reason = str(form.get("reason") or "").strip()
+    try:
+        await run_in_threadpool(_gateway(request).remove_study, study_uid, reason, user.name)
+    except ValueError:  # no reason, or too long
+        request.session["notice"] = (
+            f"Not removed: give the reason for removing (1 to {REMOVE_REASON_MAX} "
+            "characters); it is kept in the audit trail."
+        )
+    except StudyNotFound:
+        request.session["notice"] = "The study was not in the gateway any more: nothing removed."
+    else:
+        request.session["notice"] = (
+            "Removed: the study's images are no longer in the gateway or shown to anyone. "
+            "The PACS keeps its copy; the removal and its reason are in the audit trail."
+        )
+    return RedirectResponse(back, status_code=303, headers=NO_STORE)
 
 
 @router.get("/studies/{study_uid}/series/{series_uid}/{kind}.png")

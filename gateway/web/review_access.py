@@ -11,5 +11,9 @@ def may_review(user: PageUser | None) -> bool:
     return user is not None and user.may(Permission.REVIEW)
 
 
+def may_remove(user: PageUser | None) -> bool:
+    return user is not None and user.may(Permission.REMOVE_STUDIES)
+
+
 def review_count(gateway: Gateway) -> int:
     return gateway.review.count()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -118,6 +119,10 @@ class PreviewCache:
             for name in (*(f"{kind}.png" for kind in self._sizes), _UNAVAILABLE):
                 with contextlib.suppress(FileNotFoundError):
                     (series_dir / name).unlink()
+
+    def forget_study(self, study_uid: str) -> None:
+        """Forget every preview of the study: its files changed, or it was removed."""
+        shutil.rmtree(self.root / _checked_uid(study_uid), ignore_errors=True)
 
     # -- internals -------------------------------------------------------------------------
 
