@@ -32,6 +32,7 @@ from gateway.api.cors import install_cors
 from gateway.api.fastpath import JobPollFastPath
 from gateway.api.middleware import BodyLimit, RequestLog
 from gateway.api.schemas import Problem
+from gateway.core.key_attempts import FailedKeyAttempts
 from gateway.core.keys import KeyStore
 from gateway.core.viewer_links import bind_viewer_links
 from gateway.dicomweb import routes as dicomweb_routes
@@ -79,6 +80,8 @@ def create_app(gateway: Gateway, *, keys: KeyStore | None = None) -> FastAPI:
     )
     app.state.gateway = gateway
     app.state.keys = keys or KeyStore(gateway.engine)
+    # One count of wrong keys per client address for the API and the page login.
+    app.state.key_attempts = FailedKeyAttempts(gateway.settings.failed_key_attempts_per_minute)
 
     problems.install(app)
     errors.install(app)

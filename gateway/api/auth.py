@@ -4,6 +4,7 @@ Routes declare what they need with `Depends(require(Permission.X))`; later route
 queue, pages) reuse `require` and, when they need a new permission, add a row to PERMISSIONS.
 """
 
+import logging
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
@@ -13,7 +14,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from gateway.api.problems import ApiProblem
+from gateway.core.key_attempts import FailedKeyAttempts
 from gateway.core.keys import ApiKey, KeyStore
+from gateway.review.audit import AuditAction
+
+log = logging.getLogger(__name__)
 
 
 class Permission(StrEnum):
@@ -85,12 +90,14 @@ class Requirement:
             raise _unauthorized(
                 "This request needs an API key: send 'Authorization: Bearer <key>'."
             )
+        check_not_throttled(request)
         keys: KeyStore = request.app.state.keys
         # A cache hit costs no thread hop; a miss reads the database off the event loop.
         hit, key = keys.cached(credentials.credentials)
         if not hit:
             key = await run_in_threadpool(keys.authenticate, credentials.credentials)
         if key is None:
+            await count_failure(request, "api")
             raise _unauthorized(
                 "The API key is not valid: it is unknown, mistyped or revoked.", invalid=True
             )
@@ -103,6 +110,54 @@ class Requirement:
             )
         request.state.api_key = key
         return key
+
+
+class KeysThrottled(Exception):
+    """Too many wrong keys came from this client address; `retry_after` seconds to wait."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "Too many wrong API keys were sent from this address in the last minute; "
+            f"no key is checked from it for {retry_after} s. Check the key you use."
+        )
+        self.retry_after = retry_after
+
+
+def client_address(request: Request) -> str:
+    """The caller's address (a local reverse proxy's X-Forwarded-For is applied by uvicorn)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+def check_not_throttled(request: Request) -> None:
+    """Raises KeysThrottled while the caller's address must wait (see key_attempts)."""
+    attempts: FailedKeyAttempts = request.app.state.key_attempts
+    wait = attempts.retry_after(client_address(request))
+    if wait is not None:
+        raise KeysThrottled(wait)
+
+
+async def count_failure(request: Request, where: str) -> None:
+    """One wrong key from the caller's address; the one that makes it wait is audited (so at
+    most one event per address a minute) and logged, with the address and never the key."""
+    attempts: FailedKeyAttempts = request.app.state.key_attempts
+    address = client_address(request)
+    if not attempts.failed(address):
+        return
+    log.warning(
+        "%d wrong API keys from %s within %.0f s (%s): its key checks wait a minute",
+        attempts.limit,
+        address,
+        attempts.window,
+        where,
+    )
+    await run_in_threadpool(
+        request.app.state.gateway.audit.record,
+        f"address:{address}",
+        AuditAction.AUTH_THROTTLED,
+        f"address:{address}",
+        None,
+        {"where": where, "wrong_keys": attempts.limit, "within_seconds": attempts.window},
+    )
 
 
 def require(permission: Permission) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from gateway.api.auth import KeysThrottled
 from gateway.api.problems import ApiProblem, problem_response
 from gateway.api.schemas import FieldError
 from gateway.fetch.submit import FetchRefused, IdempotencyConflict
@@ -59,6 +60,9 @@ PROBLEMS: dict[type[Exception], ToProblem] = {
     ),
     InvalidLinkFile: _plain(422, "invalid-link-file"),
     StudyNotFound: _plain(404, "study-not-found"),
+    KeysThrottled: lambda exc: ApiProblem(
+        429, str(exc), kind="too-many-wrong-keys", headers={"Retry-After": str(exc.retry_after)}
+    ),
     R4Unavailable: lambda exc: ApiProblem(
         503, str(exc), kind="r4-unavailable", headers={"Retry-After": "30"}
     ),

@@ -56,6 +56,10 @@ class JobPollFastPath:
                 token = value.decode("latin-1")
         if not if_none_match or not token or token[:7].lower() != "bearer ":
             return False
+        # An address made to wait for its wrong keys gets its 429 from the full path.
+        client = scope.get("client")
+        if scope["app"].state.key_attempts.retry_after(client[0] if client else "unknown"):
+            return False
         # The same KeyStore the auth dependency uses (app.state.keys): one cache, one truth.
         keys: KeyStore = scope["app"].state.keys
         hit, key = keys.cached(token[7:].strip())

@@ -162,6 +162,14 @@ class Settings(BaseSettings):
         "/dicomweb and the API from a browser, sending `Authorization: Bearer <key>`; cookies "
         "are never accepted cross-origin. Empty: no cross-origin access.",
     )
+    failed_key_attempts_per_minute: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="Wrong API keys one client address may send in a minute (on the API and "
+        "the page login); past it every key from that address gets 429 with Retry-After until "
+        "the minute is over, audited as auth.throttled. Other addresses are not affected.",
+    )
     workers: int = Field(2, ge=0, description="Fetch job worker threads in this process.")
     lease_seconds: float = Field(
         30.0, gt=0, description="A claimed job whose worker stops renewing is taken over after."

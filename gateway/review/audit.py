@@ -24,6 +24,7 @@ class AuditAction(StrEnum):
     STUDY_RECEIVED = "study.received"  # a PACS or modality pushed a study unasked
     STUDY_REPLACED = "study.replaced"  # the PACS's differing copy replaced a stored file
     STUDY_REMOVED = "study.removed"  # staff took a study out of the gateway, with a reason
+    AUTH_THROTTLED = "auth.throttled"  # an address sent too many wrong API keys: it waits
 
 
 def review_subject(item_id: int) -> str:

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
+from gateway.api.auth import KeysThrottled, check_not_throttled, count_failure
 from gateway.core.keys import KeyStore
 from gateway.web import session
 from gateway.web.session import PAGES, PageUser, checked_form, current_user
@@ -33,9 +34,22 @@ def login_form(request: Request, next: str | None = None) -> Response:
 async def login(request: Request, form: Annotated[FormData, Depends(checked_form)]) -> Response:
     next_path = session.local_path(form.get("next"))
     plaintext = str(form.get("api_key") or "").strip()
+    try:
+        check_not_throttled(request)
+    except KeysThrottled as exc:
+        return _login_page(
+            request,
+            next_path=next_path,
+            error=f"Too many wrong keys were typed on this computer in the last minute. "
+            f"Try again in {exc.retry_after} seconds.",
+            status=429,
+            headers={"Retry-After": str(exc.retry_after)},
+        )
     keys: KeyStore = request.app.state.keys
     key = await run_in_threadpool(keys.authenticate, plaintext) if plaintext else None
     if key is None:
+        if plaintext:
+            await count_failure(request, "page login")
         return _login_page(request, next_path=next_path, error=WRONG_KEY, status=401)
     session.begin(request, key)
     # The key's id and name, never the key: the log is read by people without keys.
@@ -55,10 +69,15 @@ async def logout(
 
 
 def _login_page(
-    request: Request, *, next_path: str | None, error: str = "", status: int = 200
+    request: Request,
+    *,
+    next_path: str | None,
+    error: str = "",
+    status: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     notice = request.session.pop("notice", "")
-    return page(
+    response = page(
         request,
         "login.html",
         {
@@ -70,3 +89,5 @@ def _login_page(
         },
         status=status,
     )
+    response.headers.update(headers or {})
+    return response

@@ -10,9 +10,17 @@ import pytest
 
 from gateway.api.auth import PERMISSIONS, Permission, allowed
 from gateway.core.keys import ROLES
+from testkit.gateways import closed_pacs_settings
 
 PUBLIC = {"/health", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc"}
 SAMPLE_PARAMS = {"job_id": "00000000-0000-0000-0000-000000000000", "study_uid": "1.2.3"}
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """Every route is probed with a wrong key here, from one address: more than the wrong keys
+    an address may send in a minute (tests/gateway/test_gateway_key_guessing.py)."""
+    return closed_pacs_settings(tmp_path / "var", failed_key_attempts_per_minute=10_000)
 
 
 def protected_routes(app) -> list[tuple[str, str, Permission]]:
