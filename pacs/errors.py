@@ -78,6 +78,11 @@ class RetrieveIncomplete(PacsError):
         self.expected = expected
 
 
+class OwnStoreRefused(RetrieveIncomplete):
+    """Images arrived, but the gateway's own disk would not take them (full, not writable):
+    not the PACS's fault. Trying again helps once there is room."""
+
+
 class SubOperationsFailed(PacsError):
     """The PACS would not send some images in any way we offered: a configuration matter
     (a transfer syntax it cannot convert, a storage class not proposed), not a passing fault."""

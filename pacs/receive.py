@@ -7,6 +7,7 @@ complete, then link it into the store.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
@@ -24,7 +26,7 @@ from pynetdicom.events import Event
 
 from pacs.attributes import int_value
 from pacs.header import Header, quick_header
-from pacs.store import InvalidUID, Origin, Placement, StoredInstance, StudyStore
+from pacs.store import InvalidUID, Origin, Placement, StoredInstance, StudyStore, free_space
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +63,75 @@ class MalformedDataset(ValueError):
     pass
 
 
+class SpoolFile:
+    """The temp file one arriving dataset streams into, which outlives our own disk failing.
+
+    pynetdicom writes each P-DATA fragment to it inside the association's reader thread; an
+    OSError there (disk full, no permission) would abort the association, and the PACS would
+    report the whole C-MOVE as failed, as if its configuration were at fault. Here the first
+    failure is kept in `error`, the partial file is deleted at once (giving its space back)
+    and later fragments are dropped; the store handler then answers this one C-STORE with
+    0xA700 and the association goes on. Offers what pynetdicom uses of a NamedTemporaryFile:
+    `name`, `write`, `file.flush()`, `close()`.
+    """
+
+    def __init__(self, directory: Path, prefix: str, **_pynetdicom_options: object) -> None:
+        self.error: OSError | None = None
+        self._file: IO[bytes] | None = None
+        try:
+            handle, name = tempfile.mkstemp(suffix=".dcm", prefix=prefix, dir=directory)
+        except OSError as exc:
+            self.name = str(directory / f"{prefix}unwritable.dcm")  # never created
+            self.error = exc
+            return
+        self.name = name
+        self._file = os.fdopen(handle, "wb")
+
+    @property
+    def file(self) -> SpoolFile:
+        return self
+
+    def write(self, data: bytes) -> int:
+        if self._file is not None:
+            try:
+                return self._file.write(data)
+            except OSError as exc:
+                self._fail(exc)
+        return len(data)
+
+    def flush(self) -> None:
+        self._guarded("flush")
+
+    def close(self) -> None:
+        self._guarded("close")  # flushes what is buffered: may be the write that fails
+
+    def _guarded(self, method: str) -> None:
+        if self._file is not None:
+            try:
+                getattr(self._file, method)()
+            except OSError as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        if self.error is None:
+            self.error = exc
+        failed, self._file = self._file, None
+        if failed is not None:
+            with contextlib.suppress(OSError):
+                failed.close()  # the fd is released even when the final flush fails
+        Path(self.name).unlink(missing_ok=True)
+
+
 def receive_into(store: StudyStore) -> None:
     """Stream incoming datasets to temp files under the store, so linking them is one step.
 
     pynetdicom creates the temp file with a module-level NamedTemporaryFile and no `dir`;
-    we give it ours rather than changing the process-wide temp dir.
+    we give it ours (a SpoolFile in `.incoming`) rather than changing the process-wide temp
+    dir.
     """
     _config.STORE_RECV_CHUNKED_DATASET = True
     dimse_messages.NamedTemporaryFile = functools.partial(  # type: ignore[attr-defined]
-        tempfile.NamedTemporaryFile, dir=store.incoming, prefix=store.incoming_prefix()
+        SpoolFile, store.incoming, store.incoming_prefix()
     )
 
 
@@ -94,12 +156,18 @@ def store_handler(
         if written is not None:
             written.close()
         try:
+            if isinstance(written, SpoolFile) and written.error is not None:
+                raise written.error
             stored = _file_instance(store, temp_path, event, sender, classify)
         except (MalformedDataset, InvalidUID) as exc:
             log.warning("Refused an instance from %s: %s", calling, exc)
             return STATUS_CANNOT_UNDERSTAND
         except OSError as exc:
-            log.error("Could not write a received instance to the store: %s", exc.strerror)
+            log.error(
+                "Could not write a received instance to the store: %s (%s free there)",
+                exc.strerror,
+                free_space(store.root),
+            )
             if on_store_failed is not None:
                 on_store_failed()
             return STATUS_OUT_OF_RESOURCES

@@ -43,6 +43,7 @@ from pacs.association import open_association
 from pacs.errors import (
     AssociationAborted,
     IdleTimeout,
+    OwnStoreRefused,
     PacsError,
     RetrieveCancelled,
     RetrieveIncomplete,
@@ -56,7 +57,7 @@ from pacs.query import find_instances, find_series
 from pacs.receive import Arrival, discard_partial, receive_into, store_handler
 from pacs.scp import Expected, StorageSCP
 from pacs.storage_classes import BROAD, class_name, implied_by
-from pacs.store import Origin, Placement, StoredInstance, StudyStore
+from pacs.store import Origin, Placement, StoredInstance, StudyStore, free_space
 
 STATUS_PENDING = (0xFF00, 0xFF01)
 STATUS_PARTIAL = 0xB000
@@ -83,12 +84,13 @@ MAX_CONTEXTS = 128
 
 @dataclass(frozen=True)
 class Progress:
-    """Where a study retrieve stands. `received` counts distinct expected instances on disk."""
+    """Where a study retrieve stands. `received` counts distinct expected instances on disk;
+    `bytes_stored` is their size on disk, whichever attempt (or earlier job) brought them."""
 
     study_uid: str
     expected: int
     received: int
-    bytes_received: int = 0
+    bytes_stored: int = 0
     # As the PACS reports its sub-operations; not every PACS sends them.
     remaining: int | None = None
     completed: int | None = None
@@ -137,7 +139,7 @@ class FetchResult:
     expected: int
     received_now: int
     already_present: int
-    bytes_received: int
+    bytes_stored: int
     requests: int
     instances: tuple[Instance, ...] = ()
     # What the retrieve had to decide on its own (also passed to `notice` as it happens).
@@ -275,15 +277,19 @@ class Retriever:
                 outcome.add(self._retrieve(peer, identifier, tally, cancelled, attempt))
         if tally.missing:
             missing = len(tally.missing)
-            ours = (
-                f"; the gateway could not write {tally.store_failures} arriving images to its "
-                "own store (disk full or not writable)"
-                if tally.store_failures
-                else ""
-            )
+            if tally.store_failures:
+                raise OwnStoreRefused(
+                    f"The gateway's own disk would not take the images: {missing} of "
+                    f"{len(instances)} images of a study from {peer.label} could not be "
+                    f"stored (disk full or not writable; {free_space(self.store.root)} free "
+                    "where the gateway keeps studies). The PACS is not at fault: free space "
+                    "on the gateway's disk, then the fetch can be tried again.",
+                    missing=missing,
+                    expected=len(instances),
+                )
             raise RetrieveIncomplete(
                 f"{missing} of {len(instances)} images of a study did not arrive from "
-                f"{peer.label} after {requests} requests{ours}.",
+                f"{peer.label} after {requests} requests.",
                 missing=missing,
                 expected=len(instances),
             )
@@ -294,7 +300,7 @@ class Retriever:
             expected=len(instances),
             received_now=len(instances) - already,
             already_present=already,
-            bytes_received=tally.bytes_received,
+            bytes_stored=tally.bytes_stored,
             requests=requests,
             instances=tuple(tally.with_declared_classes(instances)),
             notices=tuple(notices),
@@ -400,6 +406,10 @@ class Retriever:
                     with watchdog:
                         responses = assoc.send_c_move(identifier, self.local.ae_title, MoveModel)
                         final = _follow(responses, tally, watchdog)
+                    # Another study's arrival failing at the same time counts here too:
+                    # erring towards "our fault" only means a plain repeat instead of a
+                    # change of course.
+                    ours = self.scp.store_failures - failures_before
                     outcome = _check_final(
                         "C-MOVE",
                         final,
@@ -407,13 +417,12 @@ class Retriever:
                         self.local.ae_title,
                         watchdog,
                         tally.any_sub_operations,
+                        ours,
                     )
                     tally.wait_settled(self.settle_seconds)
             finally:
                 self.scp.remove_listener(listener)
-        # Another study's arrival failing at the same time counts here too: erring towards
-        # "our fault" only means a plain repeat instead of a change of course.
-        tally.store_failures += self.scp.store_failures - failures_before
+        tally.store_failures += ours
         return outcome
 
     def _get(
@@ -449,10 +458,17 @@ class Retriever:
         ) as assoc:
             watchdog = _Watchdog(assoc, peer.dimse_timeout, cancelled)
             watchdog_box.append(watchdog)
+            failures_before = tally.store_failures
             with watchdog:
                 final = _follow(assoc.send_c_get(identifier, GetModel), tally, watchdog)
             return _check_final(
-                "C-GET", final, peer, self.local.ae_title, watchdog, tally.any_sub_operations
+                "C-GET",
+                final,
+                peer,
+                self.local.ae_title,
+                watchdog,
+                tally.any_sub_operations,
+                tally.store_failures - failures_before,
             )
 
 
@@ -483,7 +499,7 @@ class _Tally:
         # Arrivals our own store could not write: failures that are ours, not the PACS's.
         self.store_failures = 0
         self.missing: set[str] | None = None
-        self.bytes_received = 0
+        self.bytes_stored = 0
         self.state = Progress(study_uid, expected or 0, 0)
 
     def expect(
@@ -501,8 +517,16 @@ class _Tally:
             }
             listed = {i.sop_instance_uid for i in instances}
             before = len(listed) - len(self.missing) - len(self._arrived.keys() & listed)
+            self.bytes_stored = sum(
+                _size(store.path_for(i.study_uid, i.series_uid, i.sop_instance_uid))
+                for i in instances
+                if i.sop_instance_uid not in self.missing
+            )
             self.state = replace(
-                self.state, expected=len(instances), received=len(instances) - len(self.missing)
+                self.state,
+                expected=len(instances),
+                received=len(instances) - len(self.missing),
+                bytes_stored=self.bytes_stored,
             )
         self._emit()
         return before
@@ -573,14 +597,13 @@ class _Tally:
             self._arrived[sop] = stored
             if self.missing is not None:
                 self.missing.discard(sop)
-            if stored.new:
-                self.bytes_received += stored.size
+            self.bytes_stored += stored.size
             received = (
                 len(self._arrived)
                 if self.missing is None
                 else self.state.expected - len(self.missing)
             )
-            self.state = replace(self.state, received=received, bytes_received=self.bytes_received)
+            self.state = replace(self.state, received=received, bytes_stored=self.bytes_stored)
             self._lock.notify_all()
         self._emit()
 
@@ -693,8 +716,13 @@ def _check_final(
     our_aet: str,
     watchdog: _Watchdog,
     sub_operations_ran: bool,
+    store_failures: int = 0,
 ) -> _Outcome:
-    """The outcome of a final status; raises for failures that are not about images."""
+    """The outcome of a final status; raises for failures that are not about images.
+
+    `store_failures`: arrivals of this request our own store could not write. A PACS then
+    answers with whatever failure status it chooses (Orthanc may give a bare 0xC000), which
+    says nothing about its configuration: the images failed, and it was our disk."""
     if watchdog.reason == "cancelled":
         raise RetrieveCancelled(f"The retrieve from {peer.label} was cancelled.")
     if watchdog.reason == "idle":
@@ -712,8 +740,8 @@ def _check_final(
     # The PACS tried and some images failed (0xB000), or all did (dcmqrscp answers 0xA702
     # when it has no context for a class or cannot convert a file): the caller changes
     # course for what is missing; it is not an error of the association.
-    if code == STATUS_PARTIAL or failed:
-        return _Outcome(max(failed, 1), code, comment)
+    if code == STATUS_PARTIAL or failed or store_failures:
+        return _Outcome(max(failed, store_failures, 1), code, comment)
     if code == STATUS_MOVE_DESTINATION_UNKNOWN or _names_unknown_destination(comment):
         raise move_destination_unknown(peer.label, our_aet, code)
     error = dimse_failure(operation, code, peer.label, comment)
@@ -837,3 +865,10 @@ def _int_or_none(value: object) -> int | None:
         return int(value) if value is not None and value != "" else None  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # removed since it was counted: counts as nothing
+        return 0

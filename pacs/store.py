@@ -294,6 +294,17 @@ class StudyStore:
 _STUDY_KEYWORDS = ("StudyDate", "StudyTime", "StudyDescription", "AccessionNumber", "Modality")
 
 
+def free_space(path: Path) -> str:
+    """The free space on `path`'s filesystem, for a person: "12 MB", "3.4 GB"."""
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return "unknown space"
+    if free >= 10**9:
+        return f"{free / 10**9:.1f} GB"
+    return f"{free // 10**6} MB"
+
+
 def changes_between(old: Path, new: Path) -> list[str]:
     """The DICOM keywords of patient and study attributes in which two copies of an instance
     differ; ["other attributes or pixel data"] when none of those does."""

@@ -9,10 +9,15 @@ left out."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
+
+from testkit.small_disk import CannotMount, small_disk
 
 pytest_plugins = ["pytest_orthanc"]
 
@@ -49,3 +54,20 @@ def postgres_server() -> sa.URL:
     finally:
         engine.dispose()
     return url
+
+
+@pytest.fixture
+def small_disks(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """`small_disks(size)`: a real tmpfs of `size` bytes, unmounted at teardown. Skips where
+    mounting is not allowed; FAILS under CI, which runs as root."""
+    with ExitStack() as stack:
+
+        def make(size: int) -> Path:
+            try:
+                return stack.enter_context(small_disk(tmp_path / f"disk-{size}", size))
+            except CannotMount as exc:
+                if in_ci():
+                    pytest.fail(f"CI runs as root and must be able to mount a tmpfs: {exc}")
+                pytest.skip(f"mounting a tmpfs needs root: {exc}")
+
+        yield make

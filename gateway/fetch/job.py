@@ -239,7 +239,7 @@ def _reporter(
     def report(progress: Progress) -> None:
         entry.expected = progress.expected
         entry.received = progress.received
-        entry.bytes = progress.bytes_received
+        entry.bytes = progress.bytes_stored
         _report(
             ctx,
             plan,

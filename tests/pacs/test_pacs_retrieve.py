@@ -59,7 +59,7 @@ def test_whole_multi_series_study_arrives_intact(
         demo.instance_count,
         0,
     )
-    assert result.bytes_received == sum(
+    assert result.bytes_stored == sum(
         p.stat().st_size for p in store.study_dir(demo.study_uid).rglob("*.dcm")
     )
     _assert_study_complete_and_identical(store, demo, orthanc_running)
