@@ -13,8 +13,9 @@ from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
 
 from pacs import observe
-from pacs.errors import AssociationRejected, PacsUnreachable
+from pacs.errors import AssociationRejected, PacsUnreachable, TlsRefused
 from pacs.models import Peer
+from pacs.tls import TlsConfigurationError, client_problem
 
 # pynetdicom logs query identifiers (names, ids, birth dates) at INFO by default.
 _config.LOG_REQUEST_IDENTIFIERS = False
@@ -82,6 +83,12 @@ def open_association(
     Waits for a free slot under the peer's `max_associations`, so concurrent jobs never
     open more associations than the PACS is configured to accept from us.
     """
+    try:
+        tls_args = (peer.tls.context(), peer.host) if peer.tls is not None else None
+    except TlsConfigurationError as exc:
+        raise TlsRefused(
+            f"The TLS settings of the PACS {peer.label} cannot be used: {exc}"
+        ) from None
     with _limit_for(peer):
         ae = AE(ae_title=calling_ae_title)
         ae.requested_contexts = list(contexts)
@@ -96,6 +103,7 @@ def open_association(
             ae_title=peer.ae_title,
             ext_neg=list(ext_neg or []),
             evt_handlers=[*TCP_HANDLERS, *(evt_handlers or [])],
+            tls_args=tls_args,
         )
         if not assoc.is_established:
             observe.association_failed(peer.name)
@@ -109,7 +117,7 @@ def open_association(
 
 def _association_error(
     peer: Peer, assoc: Association, calling: str
-) -> PacsUnreachable | AssociationRejected:
+) -> PacsUnreachable | AssociationRejected | TlsRefused:
     if assoc.is_rejected and assoc.acceptor.primitive is not None:
         rj = assoc.acceptor.primitive
         reason = rj.reason_str
@@ -121,15 +129,24 @@ def _association_error(
             hint = f" Check the PACS's AE title (configured: {peer.ae_title})."
         message = f"The PACS {peer.label} rejected the association: {reason}.{hint}"
         return AssociationRejected(message, transient=transient, reason=reason)
-    return PacsUnreachable(f"The PACS {peer.label} could not be reached: {_why_unreachable(peer)}.")
-
-
-def _why_unreachable(peer: Peer) -> str:
-    """Say why no association came up; pynetdicom only writes the cause to its log.
-
-    Runs on the failure path only, so the extra TCP probe costs nothing when all is well.
-    """
     where = f"{peer.host}:{peer.port}"
+    unreachable = _why_unreachable(peer, where)
+    if unreachable is not None:
+        return PacsUnreachable(f"The PACS {peer.label} could not be reached: {unreachable}.")
+    tls = client_problem(peer.host, peer.port, peer.tls, peer.connect_timeout)
+    if tls is not None:
+        over = " over TLS" if peer.tls is not None else ""
+        return TlsRefused(f"The PACS {peer.label} at {where} could not be used{over}: {tls}.")
+    return PacsUnreachable(
+        f"The PACS {peer.label} could not be reached: {where} accepts connections but did "
+        f"not complete a DICOM association within {peer.acse_timeout:g} s."
+    )
+
+
+def _why_unreachable(peer: Peer, where: str) -> str | None:
+    """Say why no connection came up (None: TCP connects); pynetdicom only writes the cause
+    to its log. Runs on the failure path only, so the extra probes cost nothing when all is
+    well."""
     try:
         with socket.create_connection((peer.host, peer.port), timeout=peer.connect_timeout):
             pass
@@ -139,7 +156,4 @@ def _why_unreachable(peer: Peer) -> str:
         return f"no answer from {where} within {peer.connect_timeout:g} s"
     except OSError as exc:
         return f"the network refused the connection to {where} ({exc.strerror or exc})"
-    return (
-        f"{where} accepts connections but did not complete a DICOM association "
-        f"within {peer.acse_timeout:g} s"
-    )
+    return None

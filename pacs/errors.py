@@ -38,6 +38,11 @@ class AssociationRejected(PacsError):
         self.reason = reason
 
 
+class TlsRefused(PacsError):
+    """No TLS connection with the PACS: a certificate, a CA or a port to fix, by a person.
+    Trying again unchanged will not help."""
+
+
 class AssociationAborted(PacsError):
     """The association broke in the middle of an operation."""
 

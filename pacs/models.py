@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+from pacs.tls import TlsClient
+
 # "auto": C-GET first (it needs no configuration on the PACS), C-MOVE when C-GET cannot bring
 # every image (and the other way round is not needed: C-MOVE needs the PACS to know us).
 RetrieveMethod = Literal["move", "get", "auto"]
@@ -49,6 +51,8 @@ class Peer:
     name: str = ""
     # Matches one C-FIND may answer; past it the query is cut off (memory stays bounded).
     max_find_matches: int = 1000
+    # DICOM over TLS for every association with this PACS; None: plain TCP.
+    tls: TlsClient | None = None
 
     @property
     def label(self) -> str:

@@ -19,8 +19,13 @@ PACS's C-FIND answer; a file claiming such a study but failing that is held back
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import socket
+import ssl
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +48,7 @@ from pacs.receive import (
     store_handler,
 )
 from pacs.store import Origin, StoredInstance, StudyStore
+from pacs.tls import TlsServer, server_problem
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +146,19 @@ class StorageSCP:
     """
 
     def __init__(
-        self, local: LocalNode, store: StudyStore, senders: Senders | Iterable[str]
+        self,
+        local: LocalNode,
+        store: StudyStore,
+        senders: Senders | Iterable[str],
+        tls: TlsServer | None = None,
     ) -> None:
         """`senders`: the admission rules, or (older spelling, tests) AE titles let in from
-        any address, to which `local.allowed_calling_aets` are added."""
+        any address, to which `local.allowed_calling_aets` are added. `tls`: the port
+        speaks DICOM over TLS only (see `_accept`)."""
         self.local = local
         self.store = store
+        self.tls = tls
+        self._handshaking: Counter[str] = Counter()
         if not isinstance(senders, Senders):
             senders = Senders.build([], sorted({*senders, *local.allowed_calling_aets}))
         self.senders = senders
@@ -196,12 +209,21 @@ class StorageSCP:
             (evt.EVT_C_STORE, self._on_c_store),
             (evt.EVT_CONN_CLOSE, self._on_close),
         ]
-        self._server = ae.start_server(
+        tls_context = self.tls.context() if self.tls is not None else None
+        self._server = server = ae.start_server(
             (self.local.bind_address, self.local.port), block=False, evt_handlers=handlers
         )
         # socketserver asks this before it spends a thread on a connection.
-        self._server.verify_request = self._verify_connection  # type: ignore[method-assign]
-        log.info("Storage SCP %s listening on port %d", self.local.ae_title, self.port)
+        server.verify_request = self._verify_connection  # type: ignore[method-assign]
+        if tls_context is not None:
+            server.get_request = functools.partial(self._accept, server, tls_context)  # type: ignore[method-assign]
+            server.finish_request = functools.partial(self._handshake, server.finish_request)  # type: ignore[method-assign]
+        log.info(
+            "Storage SCP %s listening on port %d%s",
+            self.local.ae_title,
+            self.port,
+            " (DICOM over TLS only)" if tls_context is not None else "",
+        )
         for ae_title in self.senders.ignored:
             log.warning(
                 "allowed_calling_aets names %s, a configured PACS, without a host: it is let "
@@ -270,12 +292,58 @@ class StorageSCP:
             for a in server.active_associations
             if parse_address(str(a.requestor.address)) == address
         )
+        with self._lock:
+            open_here += self._handshaking[address]
         if open_here < self.senders.limits.per_address:
             return True
         with self._lock:
             self.refused_connections += 1
         log.warning("Closed a connection from %s: it already has %d open", address, open_here)
         return False
+
+    def _accept(
+        self, server: ThreadedAssociationServer, context: ssl.SSLContext
+    ) -> tuple[socket.socket, tuple[str, int]]:
+        """socketserver's accept, in its one listening thread: the TLS handshake is left to
+        the connection's own thread (`_handshake`). pynetdicom would shake hands here, and
+        one sender that opens a connection and sends nothing would hold every other up."""
+        assert server.socket is not None
+        raw, address = server.socket.accept()
+        raw.settimeout(self.senders.limits.idle_timeout)
+        wrapped = context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+        return wrapped, address
+
+    def _handshake(
+        self,
+        finish_request: Callable[[object, tuple[str, int]], None],
+        request: ssl.SSLSocket,
+        client_address: tuple[str, int],
+    ) -> None:
+        """In the connection's thread: the TLS handshake, then the association; a failed
+        handshake closes the connection with one log line and no association."""
+        address = parse_address(str(client_address[0]))
+        with self._lock:
+            self._handshaking[address] += 1
+        try:
+            request.do_handshake()
+            request.settimeout(None)
+        except (OSError, ValueError) as exc:
+            with self._lock:
+                self.refused_connections += 1
+            log.warning(
+                "Refused a TLS connection from %s: %s",
+                address,
+                server_problem(exc, self.senders.limits.idle_timeout),
+            )
+            with contextlib.suppress(OSError):
+                request.close()
+            return
+        finally:
+            with self._lock:
+                self._handshaking[address] -= 1
+                if not self._handshaking[address]:
+                    del self._handshaking[address]
+        finish_request(request, client_address)
 
     def _on_requested(self, event: Event) -> None:
         """EVT_REQUESTED: admit the association or reject it before negotiation."""

@@ -12,7 +12,7 @@ class DicomNode:
     def __init__(self, settings: Settings) -> None:
         self.local = settings.local_node()
         self.store = StudyStore(settings.studies_dir)
-        self.scp = StorageSCP(self.local, self.store, settings.senders())
+        self.scp = StorageSCP(self.local, self.store, settings.senders(), settings.scp_tls())
         self.retriever = Retriever(self.local, self.store, self.scp)
 
     def start(self) -> None:

@@ -23,6 +23,7 @@ from gateway.core.viewer_links import ViewerLink
 from jobs import RetryPolicy
 from pacs.admission import InboundLimits, SenderRule, Senders
 from pacs.models import LocalNode, Peer
+from pacs.tls import TlsClient, TlsServer
 from r4.database import production_url
 from r4.mapping import R4Mapping
 
@@ -56,6 +57,44 @@ class PacsSettings(BaseModel):
         "asking for a narrower date range (memory stays bounded meanwhile).",
     )
 
+    tls: bool = Field(
+        False,
+        description="DICOM over TLS for every association with this PACS (C-ECHO, C-FIND, "
+        "C-MOVE, C-GET); its certificate is checked against `tls_ca_file` and `host`.",
+    )
+    tls_ca_file: Path | None = Field(
+        None,
+        description="PEM file of the CA(s) that signed the PACS's certificate (a practice's "
+        "own CA); unset: the CAs this machine trusts.",
+    )
+    tls_cert_file: Path | None = Field(
+        None,
+        description="The gateway's client certificate (PEM), for a PACS that asks for one; "
+        "with `tls_key_file`.",
+    )
+    tls_key_file: Path | None = Field(
+        None, description="The unencrypted PEM private key of `tls_cert_file`."
+    )
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> PacsSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError(
+                f"PACS {self.name!r}: tls_cert_file and tls_key_file go together; set both "
+                "or neither."
+            )
+        if not self.tls and (self.tls_ca_file or self.tls_cert_file):
+            raise ValueError(
+                f"PACS {self.name!r}: tls_ca_file, tls_cert_file and tls_key_file are used "
+                "only with tls = true; set it, or remove them."
+            )
+        return self
+
+    def tls_client(self) -> TlsClient | None:
+        if not self.tls:
+            return None
+        return TlsClient(self.tls_ca_file, self.tls_cert_file, self.tls_key_file)
+
     def peer(self) -> Peer:
         return Peer(
             name=self.name,
@@ -68,6 +107,7 @@ class PacsSettings(BaseModel):
             acse_timeout=self.acse_timeout,
             dimse_timeout=self.dimse_timeout,
             max_find_matches=self.max_find_matches,
+            tls=self.tls_client(),
         )
 
 
@@ -132,6 +172,20 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds an association opened to the Storage SCP may stay silent before "
         "it is closed.",
+    )
+    dicom_tls_cert_file: Path | None = Field(
+        None,
+        description="PEM certificate of the Storage SCP; with `dicom_tls_key_file`, its port "
+        "speaks DICOM over TLS only (PACS sending by C-MOVE, modalities pushing: all of "
+        "them over TLS).",
+    )
+    dicom_tls_key_file: Path | None = Field(
+        None, description="The unencrypted PEM private key of `dicom_tls_cert_file`."
+    )
+    dicom_tls_ca_file: Path | None = Field(
+        None,
+        description="PEM file of the CA(s) whose client certificates the Storage SCP "
+        "accepts; set, every sender must present one (unset: any sender that speaks TLS).",
     )
     maximum_pdu_size: int = Field(0, ge=0, description="Largest PDU we accept; 0 = no limit.")
     data_dir: Path = Field(Path("var"), description="Where the gateway keeps its data.")
@@ -414,6 +468,24 @@ class Settings(BaseSettings):
                 idle_timeout=self.dicom_idle_timeout,
             ),
         )
+
+    def scp_tls(self) -> TlsServer | None:
+        if self.dicom_tls_cert_file is None or self.dicom_tls_key_file is None:
+            return None
+        return TlsServer(self.dicom_tls_cert_file, self.dicom_tls_key_file, self.dicom_tls_ca_file)
+
+    @model_validator(mode="after")
+    def _scp_tls_complete(self) -> Settings:
+        if (self.dicom_tls_cert_file is None) != (self.dicom_tls_key_file is None):
+            raise ValueError(
+                "dicom_tls_cert_file and dicom_tls_key_file go together; set both or neither."
+            )
+        if self.dicom_tls_ca_file is not None and self.dicom_tls_cert_file is None:
+            raise ValueError(
+                "dicom_tls_ca_file is used only with dicom_tls_cert_file and "
+                "dicom_tls_key_file (the Storage SCP's own certificate); set them, or remove it."
+            )
+        return self
 
     @model_validator(mode="after")
     def _senders_readable(self) -> Settings:
