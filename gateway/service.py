@@ -309,4 +309,5 @@ class Gateway:
             seconds = echo(peer, self.settings.ae_title)
         except PacsError as exc:
             return Check(False, exc.message)
-        return Check(True, "answers C-ECHO", seconds * 1000)
+        over = "over TLS" if peer.tls is not None else "over plain TCP"
+        return Check(True, f"answers C-ECHO {over}", seconds * 1000)

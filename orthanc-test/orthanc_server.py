@@ -12,6 +12,8 @@ import contextlib
 import ctypes
 import json
 import signal
+import socket
+import ssl
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ TEMPLATE_PATH = Path(__file__).with_name("orthanc.json.template")
 _PR_SET_PDEATHSIG = 1
 
 Modality = tuple[str, str, int]
+# Orthanc's object form of a modality, e.g. with "UseDicomTls": true.
+ModalityEntry = Modality | dict[str, Any]
 
 
 class OrthancError(RuntimeError):
@@ -50,14 +54,21 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
 
 
 def c_echo(
-    host: str, port: int, called_aet: str, calling_aet: str = "ECHOSCU", timeout: float = 2.0
+    host: str,
+    port: int,
+    called_aet: str,
+    calling_aet: str = "ECHOSCU",
+    timeout: float = 2.0,
+    tls: ssl.SSLContext | None = None,
 ) -> bool:
-    """True if the peer accepts an association and answers C-ECHO with success."""
+    """True if the peer accepts an association (over TLS with `tls`) and answers C-ECHO
+    with success."""
     ae = AE(ae_title=calling_aet)
     ae.add_requested_context(Verification)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     ae.connection_timeout = timeout
-    assoc = ae.associate(host, port, ae_title=called_aet)
+    tls_args = (tls, host) if tls is not None else None
+    assoc = ae.associate(host, port, ae_title=called_aet, tls_args=tls_args)
     if not assoc.is_established:
         return False
     try:
@@ -78,14 +89,20 @@ class OrthancServer(ServerProcess):
         self,
         work_dir: Path,
         ae_title: str = "ORTHANC",
-        modalities: dict[str, Modality] | None = None,
+        modalities: dict[str, ModalityEntry] | None = None,
         *,
         dicom_port: int | None = None,
         http_port: int | None = None,
         binary: Path = ORTHANC_BINARY,
         config_overrides: dict[str, Any] | None = None,
         nodelay: bool = True,
+        echo_tls: ssl.SSLContext | None = None,
+        ready_by_echo: bool = True,
     ) -> None:
+        """`echo_tls`: the client context the readiness C-ECHO uses, for an Orthanc whose
+        DICOM port speaks TLS (`DicomTlsEnabled` in `config_overrides`). `ready_by_echo`
+        False: ready once REST answers and the DICOM port accepts connections (a server
+        no C-ECHO can reach, such as one with an expired certificate)."""
         super().__init__(work_dir, ae_title, dicom_port or free_port(), binary)
         # Orthanc's DCMTK writes each C-STORE response as 12 + 158 bytes, and with Nagle on
         # the second waits for the sender's delayed ACK: about 45 ms per received instance
@@ -93,7 +110,9 @@ class OrthancServer(ServerProcess):
         self._nodelay = nodelay
         # Kept here as well as in Orthanc so a restart re-registers modalities
         # added through the REST API (Orthanc keeps those in memory only).
-        self._modalities: dict[str, Modality] = dict(modalities or {})
+        self._modalities: dict[str, ModalityEntry] = dict(modalities or {})
+        self._echo_tls = echo_tls
+        self._ready_by_echo = ready_by_echo
         self._http_port = http_port or free_port()
         while self._http_port == self._dicom_port and http_port is None:
             self._http_port = free_port()
@@ -119,7 +138,7 @@ class OrthancServer(ServerProcess):
         return self.work_dir / "orthanc.log"
 
     @property
-    def modalities(self) -> dict[str, Modality]:
+    def modalities(self) -> dict[str, ModalityEntry]:
         return dict(self._modalities)
 
     # -- lifecycle ----------------------------------------------------------------
@@ -136,7 +155,10 @@ class OrthancServer(ServerProcess):
                 "HttpPort": self._http_port,
                 "StorageDirectory": str(self.storage_dir),
                 "IndexDirectory": str(self.storage_dir),
-                "DicomModalities": {name: list(entry) for name, entry in self._modalities.items()},
+                "DicomModalities": {
+                    name: entry if isinstance(entry, dict) else list(entry)
+                    for name, entry in self._modalities.items()
+                },
             }
         )
         return config
@@ -164,7 +186,13 @@ class OrthancServer(ServerProcess):
             self._http().get("/system", timeout=1.0).raise_for_status()
         except httpx.HTTPError:
             return False
-        return c_echo(HOST, self._dicom_port, self._ae_title, timeout=1.0)
+        if not self._ready_by_echo:
+            try:
+                socket.create_connection((HOST, self._dicom_port), timeout=1.0).close()
+            except OSError:
+                return False
+            return True
+        return c_echo(HOST, self._dicom_port, self._ae_title, timeout=1.0, tls=self._echo_tls)
 
     def _ports_text(self) -> str:
         return f"DICOM {self._dicom_port}, HTTP {self._http_port}"
@@ -284,6 +312,7 @@ __all__ = [
     "HOST",
     "ORTHANC_BINARY",
     "Modality",
+    "ModalityEntry",
     "OrthancError",
     "OrthancServer",
     "c_echo",

@@ -30,7 +30,7 @@ import demo_studies
 import pytest
 from dcmqrscp_server import DCMQRSCP_BINARY, DcmqrscpServer
 from demo_studies import DemoCatalog, DemoStudy
-from orthanc_server import HOST, ORTHANC_BINARY, Modality, OrthancServer, free_port
+from orthanc_server import HOST, ORTHANC_BINARY, Modality, ModalityEntry, OrthancServer, free_port
 
 GATEWAY_AET = "PACSGATEWAY"
 GATEWAY_MODALITY = "gateway"
@@ -106,7 +106,7 @@ def orthanc_factory(tmp_path: Path) -> Iterator[OrthancFactory]:
 
     def make(
         ae_title: str = "ORTHANC",
-        modalities: dict[str, Modality] | None = None,
+        modalities: dict[str, ModalityEntry] | None = None,
         *,
         start: bool = True,
         **kwargs: Any,

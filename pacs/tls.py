@@ -154,8 +154,8 @@ def client_problem(host: str, port: int, tls: TlsClient | None, timeout: float) 
         if tls is None:
             return None
         return (
-            "it closed the connection during the TLS handshake: it may not speak TLS on "
-            "that port (set tls = false, or use its TLS port)"
+            "it does not speak TLS on that port, it broke off the TLS handshake (set "
+            "tls = false, or use its TLS port)"
         )
     return None
 

@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from orthanc_server import HOST
 from sqlalchemy.exc import OperationalError
 
+from pacs.tls import TlsClient
+from testkit.certificates import Certificates, Pair, make_certificates
 from testkit.small_disk import CannotMount, small_disk
 
 pytest_plugins = ["pytest_orthanc"]
@@ -71,3 +74,46 @@ def small_disks(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
                 pytest.skip(f"mounting a tmpfs needs root: {exc}")
 
         yield make
+
+
+@pytest.fixture(scope="session")
+def tls_certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture
+def tls_orthanc(orthanc_factory, tls_certificates: Certificates, gateway_scp_port: int):
+    """`tls_orthanc(cert=None)`: an Orthanc whose DICOM port speaks TLS only (with `cert`, or
+    the PACS certificate the practice CA signed) and asks every peer for a certificate that
+    CA signed; it C-MOVEs to the gateway over TLS."""
+    # Imported here: a module-level import would load the plugin before pytest can rewrite
+    # its asserts.
+    from pytest_orthanc import GATEWAY_AET, GATEWAY_MODALITY
+
+    certs = tls_certificates
+
+    def make(cert: Pair | None = None):
+        own = cert or certs.pacs
+        return orthanc_factory(
+            "TLSPACS",
+            {
+                GATEWAY_MODALITY: {
+                    "AET": GATEWAY_AET,
+                    "Host": HOST,
+                    "Port": gateway_scp_port,
+                    "UseDicomTls": True,
+                }
+            },
+            config_overrides={
+                "DicomTlsEnabled": True,
+                "DicomTlsCertificate": str(own.cert),
+                "DicomTlsPrivateKey": str(own.key),
+                "DicomTlsTrustedCertificates": str(certs.ca),
+                "DicomTlsRemoteCertificateRequired": True,
+            },
+            echo_tls=TlsClient(certs.ca, certs.gateway.cert, certs.gateway.key).context(),
+            # No C-ECHO gets through an expired certificate: ready when its port is open.
+            ready_by_echo=own is not certs.expired,
+        )
+
+    return make

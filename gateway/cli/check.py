@@ -16,8 +16,9 @@ import httpx
 from gateway.core.settings import Settings
 from pacs.echo import echo
 from pacs.errors import PacsError
-from pacs.models import StudyQuery
+from pacs.models import Peer, StudyQuery
 from pacs.query import find_studies
+from pacs.tls import TlsConfigurationError
 from r4.check import CheckResult, check_r4
 from r4.database import create_r4_engine
 from r4.flynotes import FlynotesClient, FlynotesError, FlynotesRequestError
@@ -60,7 +61,11 @@ def pacs_checks(settings: Settings, study_uid: str | None = None) -> list[CheckR
         except PacsError as exc:
             results.append(CheckResult(f"{name} C-ECHO", False, str(exc)))
             continue
-        results.append(CheckResult(f"{name} C-ECHO", True, f"answered in {seconds * 1000:.0f} ms"))
+        results.append(
+            CheckResult(
+                f"{name} C-ECHO", True, f"answered in {seconds * 1000:.0f} ms {transport(peer)}"
+            )
+        )
         query = StudyQuery(study_uid=study_uid) if study_uid else StudyQuery(PROBE_PATIENT_ID)
         try:
             studies = find_studies(peer, settings.ae_title, query)
@@ -77,6 +82,34 @@ def pacs_checks(settings: Settings, study_uid: str | None = None) -> list[CheckR
     if study_uid and not moved:
         results.append(CheckResult("pacs C-MOVE", False, "no configured PACS has the named study."))
     return results
+
+
+def transport(peer: Peer) -> str:
+    """How the associations with a PACS travel, in words for an installer."""
+    if peer.tls is None:
+        return "over plain TCP (not encrypted)"
+    client = ", with the gateway's client certificate" if peer.tls.cert_file else ""
+    return f"over TLS{client}"
+
+
+def scp_check(settings: Settings) -> CheckResult:
+    """Whether the Storage SCP's TLS files can be used, before any PACS sends to it."""
+    tls = settings.scp_tls()
+    name = "storage scp"
+    if tls is None:
+        return CheckResult(
+            name, True, f"port {settings.dicom_port} speaks plain DICOM (not encrypted)"
+        )
+    try:
+        tls.context()
+    except TlsConfigurationError as exc:
+        return CheckResult(name, False, str(exc))
+    who = (
+        "senders need a client certificate signed by dicom_tls_ca_file"
+        if tls.ca_file
+        else "any sender that speaks TLS"
+    )
+    return CheckResult(name, True, f"port {settings.dicom_port} speaks DICOM over TLS only; {who}")
 
 
 def _move_check(settings: Settings, pacs_name: str, study_uid: str) -> CheckResult:
@@ -132,6 +165,7 @@ def licence_checks(settings: Settings) -> list[CheckResult]:
 
 def run_install_checks(settings: Settings, *, study_uid: str | None = None) -> list[CheckResult]:
     results = r4_checks(settings)
+    results += [scp_check(settings)]
     results += pacs_checks(settings, study_uid)
     results += licence_checks(settings)
     return results

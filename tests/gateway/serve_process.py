@@ -23,7 +23,9 @@ def write_config(path: Path, settings: Settings) -> Path:
         lines.append(f"{key} = {_toml(value)}")
     for entry in settings.pacs:
         lines.append("\n[[pacs]]")
-        lines += [f"{k} = {_toml(v)}" for k, v in entry.model_dump(mode="json").items()]
+        lines += [
+            f"{k} = {_toml(v)}" for k, v in entry.model_dump(mode="json").items() if v is not None
+        ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
