@@ -104,6 +104,18 @@ class StoredInstance:
         return self.placement is not Placement.HELD_BACK
 
 
+@dataclass(frozen=True)
+class HeldFile:
+    """A file held back (never served), as its note describes it."""
+
+    study_uid: str
+    sop_instance_uid: str
+    received_at: str
+    calling_ae_title: str
+    calling_address: str
+    reason: str
+
+
 class StudyStore:
     def __init__(self, root: Path, *, held_max_files: int = HELD_MAX_FILES) -> None:
         self.root = Path(root).resolve()
@@ -247,6 +259,28 @@ class StudyStore:
             return []
         files = [p for p in folder.glob("*/*.dcm") if p.is_file()]
         return sorted(files, key=_held_time, reverse=True)
+
+    def held_notes(self, limit: int) -> list[HeldFile]:
+        """The newest `limit` files held back from senders (quarantine), with who sent them
+        and why: what staff are shown. Never their contents."""
+        notes = []
+        for path in self.held_files("quarantine")[:limit]:
+            try:
+                note = json.loads(path.with_suffix(".json").read_text())
+            except (OSError, ValueError):
+                note = {}
+            notes.append(
+                HeldFile(
+                    study_uid=path.parent.name,
+                    # Held names are <SOPInstanceUID>.<nanoseconds>.dcm.
+                    sop_instance_uid=path.stem.rsplit(".", 1)[0],
+                    received_at=str(note.get("received_at", "")),
+                    calling_ae_title=str(note.get("calling_ae_title", "")),
+                    calling_address=str(note.get("calling_address", "")),
+                    reason=str(note.get("reason", "")),
+                )
+            )
+        return notes
 
     def _trim_held(self) -> None:
         """Keep `.held` within `held_max_files`: the oldest files (and notes) go first."""

@@ -52,7 +52,7 @@ _PATIENT_TAGS = [
     "AccessionNumber",
     "Modality",
 ]
-_INSTANCE_TAGS = ["InstanceNumber", "Modality", "SOPClassUID"]
+_INSTANCE_TAGS = ["InstanceNumber", "Modality", "SOPClassUID", "PatientID", "IssuerOfPatientID"]
 NO_R4_REASON = "no R4 database is configured here, so no R4 patient could be proposed"
 R4_UNREADABLE_REASON = "the R4 database could not be read when the study arrived"
 # The PACS name of a study found unmatched at start whose sender was not recorded.
@@ -379,16 +379,26 @@ class PushedStudies:
     # -- indexing ----------------------------------------------------------------------------
 
     def index_from_store(self, pacs_name: str, study: Study) -> IndexedStudy | None:
-        """Index every stored instance of `study` (replacing earlier rows); None if the store
-        holds none of it."""
+        """Index every stored instance of `study` that names its patient (replacing earlier
+        rows); None if the store holds none such.
+
+        A file naming another patient is left out: the folder may hold the PACS's copy that
+        replaced a push since it was queued for review, and that copy is another patient's
+        (or a different issuer's) until a fetch files it under its own."""
         study_dir = self.store.study_dir(study.study_uid)
         if not study_dir.is_dir():
             return None
         instances: list[Instance] = []
         sizes: dict[str, int] = {}
         modalities: set[str] = set(study.modalities)
+        others = 0
         for path in sorted(study_dir.glob("*/*.dcm")):
             header = _header(path, _INSTANCE_TAGS)
+            if str(header.get("PatientID", "") or "") != study.patient.patient_id or str(
+                header.get("IssuerOfPatientID", "") or ""
+            ) != (study.patient.issuer_of_patient_id or ""):
+                others += 1
+                continue
             sop = path.stem
             instances.append(
                 Instance(
@@ -403,6 +413,13 @@ class PushedStudies:
             modality = str(header.get("Modality", "") or "")
             if modality:
                 modalities.add(modality)
+        if others:
+            log.warning(
+                "study %s: %d stored files name another patient than its review item; "
+                "left out of the index",
+                study.study_uid,
+                others,
+            )
         if not instances:
             return None
         found = Study(

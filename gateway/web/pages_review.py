@@ -41,6 +41,8 @@ PAGE_SIZE = 20
 AUDIT_PAGE_SIZE = 50
 MAX_OFFSET = 1_000_000
 DISMISS_REASON_MAX = 500
+# Files held back from senders, newest first, listed under the queue (the store keeps more).
+HELD_SHOWN = 50
 SEARCH_MAX = 100
 SEARCH_LIMIT = 20
 # One CSV export holds at most this many events (newest first); narrow the filters for more.
@@ -102,6 +104,7 @@ def review_queue(
             "offset": offset,
             "page_size": PAGE_SIZE,
             "notice": request.session.pop("notice", ""),
+            "held": gateway.node.store.held_notes(HELD_SHOWN),
             **before_deciding,
         },
     )

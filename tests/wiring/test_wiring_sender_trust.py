@@ -7,10 +7,13 @@ configured as the gateway's PACS with host 127.0.0.1.
 
 from __future__ import annotations
 
+import re
 import socket
+from html import unescape
 from pathlib import Path
 
 from dicom_bytes import dataset_body
+from fastapi.testclient import TestClient
 from orthanc_server import HOST, wait_until
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -20,6 +23,7 @@ from pytest_orthanc import GATEWAY_AET, GATEWAY_MODALITY, PLAIN_STUDY
 from wiring_senders import MODALITY_AET
 
 import jobs
+from gateway.app import create_app
 from gateway.fetch.request import FetchRequest
 from gateway.review.audit import AuditAction, study_subject
 from pacs.scp import Expected
@@ -130,6 +134,12 @@ def test_a_copy_planted_before_the_fetch_is_replaced_by_the_pacs_own(
         if e.action == AuditAction.STUDY_RECEIVED
     ]
     assert received.after["address"] == ATTACKER
+    # The push still waits for review; were staff to assign it to someone, the PACS's files
+    # that replaced it would not be filed under the pushed patient.
+    item = gateway.review.open_for_study(study.study_uid)
+    assert item is not None and item.pacs_patient["patient_id"] == "ATTACKER-1"
+    assert gateway.attach_pushed_study(item) is None
+    assert gateway.index.study(study.study_uid).pacs_patient_id == study.patient_id
 
 
 def test_a_file_claiming_a_study_being_retrieved_is_held_back(
@@ -239,3 +249,31 @@ def test_a_flood_leaves_room_for_the_pacs_and_idle_associations_are_cut(
     finally:
         for sock in silent:
             sock.close()
+
+
+def test_a_differing_push_of_a_stored_image_is_held_back_and_shown_to_staff(
+    wired_gateway, orthanc_running, demo_catalog, gateway_scp_port
+):
+    gateway = wired_gateway(orthanc_running, allowed_calling_aets=[MODALITY_AET])
+    study = demo_catalog.study(PLAIN_STUDY)
+    assert _fetch(gateway, study).state == "succeeded"
+    planted = _planted(study.files[0])
+    target = _stored(gateway, study, str(planted.SOPInstanceUID))
+    before = target.read_bytes()
+
+    assert _send(gateway_scp_port, MODALITY_AET, [planted], ATTACKER) == [0x0000]
+    assert gateway.pushes.wait_idle(30)
+
+    assert target.read_bytes() == before  # the PACS's copy is still the one served
+    (held,) = gateway.node.store.held_files("quarantine")
+    assert dcmread(held).PatientID == "ATTACKER-1"
+    client = TestClient(create_app(gateway), follow_redirects=False)  # started already
+    _, key = client.app.state.keys.create("front-desk", "staff")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/ui/login").text)[1]
+    client.post("/ui/login", data={"csrf_token": token, "api_key": key})
+    page = unescape(client.get("/ui/review").text)
+    section = page[page.index("Held back: images that were not the PACS's own") :]
+    assert MODALITY_AET in section and ATTACKER in section
+    assert study.study_uid in section
+    assert "pushed; differs from the stored copy" in section
+    assert "ATTACKER-1" not in page and "Planted" not in page  # the file's own data stays out
