@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 
 import sqlalchemy as sa
@@ -33,6 +34,8 @@ from gateway.review import AuditLog, PatientLinks, ReviewItem, ReviewQueue
 from gateway.review import actions as review_actions
 from gateway.review.access import AccessAudit
 from gateway.review.audit import AuditAction, study_subject
+from gateway.storage.keeper import Keeper
+from gateway.storage.retention import Limits, Retention, size
 from pacs.echo import echo
 from pacs.errors import PacsError
 from pacs.preview import PreviewCache, RenderGuard
@@ -117,7 +120,20 @@ class Gateway:
             if self.patients.configured
             else None
         )
-        self.fetch_job = FetchJob(settings, self.node, self.index, matching, self.audit)
+        # What the store keeps: limits, least recently used first, never what is in use.
+        self.retention = Retention(
+            Limits.of(settings),
+            self.index,
+            self.node.store,
+            self.audit,
+            active_studies=self._active_studies,
+        )
+        self.keeper = Keeper(
+            self.retention, self.jobs, self.engine, timedelta(days=settings.keep_jobs_days)
+        )
+        self.fetch_job = FetchJob(
+            settings, self.node, self.index, matching, self.audit, room=self.retention
+        )
         self.submitter = FetchSubmitter(
             settings,
             self.engine,
@@ -135,6 +151,7 @@ class Gateway:
 
     def start(self, *, workers: int | None = None) -> None:
         self.practice.start_reporting()  # first: a start-up failure below reaches Rollbar
+        self.keeper.start()  # its first pass at once: the store is checked at start
         self.pushes.start()
         # Pushes a crash kept from being matched: found before the SCP takes new ones.
         recover_unmatched_pushes(self.pushes, self.jobs)
@@ -158,6 +175,7 @@ class Gateway:
         self.drain(timeout)
         self.node.stop()
         self.pushes.stop(timeout)
+        self.keeper.stop(timeout)
 
     def drain(self, timeout: float = 10.0) -> None:
         """Stop claiming jobs and return once none runs here: running jobs stop at their next
@@ -165,6 +183,15 @@ class Gateway:
         if self.pool is not None:
             self.pool.stop(timeout)
             self.pool = None
+
+    def _active_studies(self) -> set[str]:
+        """The studies active fetch jobs plan to fetch or are fetching: never removed."""
+        uids: set[str] = set()
+        for job in self.jobs.list(kind=FETCH_KIND, state=jobs.ACTIVE_STATES, limit=10_000):
+            uids.update(str(e.get("study_uid", "")) for e in job.checkpoint.get("studies") or ())
+            uids.update(str(u) for u in job.params.get("study_uids") or ())
+        uids.discard("")
+        return uids
 
     def _notify_workers(self) -> None:
         if self.pool is not None:
@@ -247,7 +274,9 @@ class Gateway:
         reason = reason.strip()
         if not 1 <= len(reason) <= REMOVE_REASON_MAX:
             raise ValueError(f"A removal needs a reason of 1 to {REMOVE_REASON_MAX} characters.")
-        removed = self.index.remove(study_uid)
+        removed = self.index.remove(
+            study_uid, rule="staff", reason=f"at {actor}'s request: {reason}"
+        )
         if removed is None:
             raise StudyNotFound()
         files = self.node.store.remove_study(study_uid)
@@ -264,6 +293,20 @@ class Gateway:
             {"reason": reason, "files_removed": files},
         )
         return removed
+
+    def keep_study(self, study_uid: str, keep: bool, actor: str) -> IndexedStudy:
+        """Mark a study to be kept whatever the storage limits say (or no longer), audited.
+
+        Raises StudyNotFound."""
+        if not self.index.set_keep(study_uid, keep):
+            raise StudyNotFound(self.index.removal(study_uid))
+        self.audit.record(
+            actor, AuditAction.STUDY_KEEP, study_subject(study_uid), None, {"keep": keep}
+        )
+        found = self.index.study(study_uid)
+        if found is None:
+            raise StudyNotFound(self.index.removal(study_uid))
+        return found
 
     def attach_pushed_study(self, item: ReviewItem) -> IndexedStudy | None:
         """Index a resolved push item's study from the store (None: no file of it is left)."""
@@ -301,7 +344,23 @@ class Gateway:
             probe.unlink()
         except OSError as exc:
             return Check(False, f"the study store is not writable: {exc.strerror}")
-        return Check(True, f"writable: {self.node.store.root}")
+        figures = self.retention.figures()
+        numbers = (
+            f"{size(figures.used_bytes)} of studies, {size(figures.free_bytes)} free on its "
+            f"disk (keeps {size(figures.limits.min_free_bytes)} free"
+            + (
+                f", holds at most {size(figures.limits.max_bytes)})"
+                if figures.limits.max_bytes is not None
+                else ")"
+            )
+        )
+        if not figures.floor_kept:
+            return Check(
+                False,
+                f"below its free-space floor: {numbers}; every study that could be removed "
+                "is in use, kept or pinned. Free space on the disk.",
+            )
+        return Check(True, f"writable: {self.node.store.root}; {numbers}")
 
     def _check_pacs(self, name: str) -> Check:
         peer = self.settings.peer(name)

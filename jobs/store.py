@@ -105,6 +105,30 @@ class JobStore:
             recs = s.scalars(query.limit(limit).offset(offset))
             return [Job.from_record(r) for r in recs]
 
+    def prune(self, finished_before: datetime, *, batch: int = 500) -> int:
+        """Delete finished jobs that finished before `finished_before`, with their events;
+        the number deleted. In batches of `batch`, each its own short transaction, so a long
+        history never holds the write lock for long."""
+        finished = [s.value for s in FINISHED_STATES]
+        deleted = 0
+        while True:
+            with self._writing() as s:
+                ids = s.scalars(
+                    select(JobRecord.id)
+                    .where(
+                        JobRecord.state.in_(finished),
+                        # created_at first: the (state, created_at) index narrows the scan.
+                        JobRecord.created_at < finished_before,
+                        JobRecord.finished_at < finished_before,
+                    )
+                    .limit(batch)
+                ).all()
+                if not ids:
+                    return deleted
+                s.execute(sa.delete(JobEventRecord).where(JobEventRecord.job_id.in_(ids)))
+                s.execute(sa.delete(JobRecord).where(JobRecord.id.in_(ids)))
+            deleted += len(ids)
+
     def counts(self) -> dict[JobState, int]:
         """How many jobs are in each state (every state present, zero included)."""
         query = select(JobRecord.state, sa.func.count()).group_by(JobRecord.state)

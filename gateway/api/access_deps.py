@@ -1,5 +1,6 @@
 """Dependencies that write "who opened what" to the audit trail (gateway.review.access) for
-the API's study, preview and DICOMweb routes: after the key check, from the path's ids.
+the API's study, preview and DICOMweb routes, and count it as use of the study (retention
+keeps what is used): after the key check, from the path's ids.
 
 A look-up that finds nothing (an unknown study) records nothing: the route answers 404."""
 
@@ -22,6 +23,7 @@ def study_view(action: str) -> Callable[[Request], None]:
         if key is None or not study_uid:
             return
         gateway: Gateway = request.app.state.gateway
+        gateway.retention.used(str(study_uid))  # looked at: kept longest
         series_uid = request.path_params.get("series_uid")
         extra = {"study_uid": str(study_uid)}
         if series_uid:

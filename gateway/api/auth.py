@@ -26,7 +26,7 @@ class Permission(StrEnum):
     READ = "read"  # jobs, studies, readiness
     MANAGE_JOBS = "manage_jobs"  # cancel, retry
     REVIEW = "review"  # the review queue, patient links, the audit trail
-    REMOVE_STUDIES = "remove_studies"  # take a wrongly filed study out of the gateway
+    MANAGE_STUDIES = "manage_studies"  # remove a wrongly filed study; mark one to be kept
 
 
 ALL_ROLES = frozenset({"service", "clinician", "staff", "admin"})
@@ -39,7 +39,7 @@ PERMISSIONS: Mapping[Permission, frozenset[str]] = {
     # Deciding whose images a study holds is a person's job, and shows patient details.
     Permission.REVIEW: frozenset({"staff", "admin"}),
     # Whose images a study holds, again: removing one is staff's decision, audited.
-    Permission.REMOVE_STUDIES: frozenset({"staff", "admin"}),
+    Permission.MANAGE_STUDIES: frozenset({"staff", "admin"}),
 }
 
 # Words for the 403 sentence.
@@ -48,7 +48,7 @@ _DOING: Mapping[Permission, str] = {
     Permission.READ: "reading jobs and studies",
     Permission.MANAGE_JOBS: "cancelling or retrying jobs",
     Permission.REVIEW: "reviewing unmatched studies, patient links and the audit trail",
-    Permission.REMOVE_STUDIES: "removing studies from the gateway",
+    Permission.MANAGE_STUDIES: "removing studies from the gateway or marking them to be kept",
 }
 
 _bearer = HTTPBearer(

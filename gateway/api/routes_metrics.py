@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.api.auth import Permission, require
 from gateway.api.deps import GatewayDep
-from gateway.core.metrics import exposition, registry_for
+from gateway.api.metrics import exposition, registry_for
 
 # What generate_latest() writes (newer prometheus_client names 1.0.0 as "latest").
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"

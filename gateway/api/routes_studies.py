@@ -9,7 +9,13 @@ from fastapi import APIRouter, Depends, Path
 from gateway.api.access_deps import study_view
 from gateway.api.auth import Permission, require
 from gateway.api.deps import GatewayDep
-from gateway.api.schemas import API, PatientStudies, RemoveStudyRequest, StudyOut
+from gateway.api.schemas import (
+    API,
+    KeepStudyRequest,
+    PatientStudies,
+    RemoveStudyRequest,
+    StudyOut,
+)
 from gateway.core.keys import ApiKey
 from gateway.index.study_index import StudyNotFound
 
@@ -53,7 +59,7 @@ def get_study(
 ) -> StudyOut:
     found = gateway.index.study(study_uid)
     if found is None:
-        raise StudyNotFound()
+        raise StudyNotFound(gateway.index.removal(study_uid))
     return StudyOut.of(found, with_series=True)
 
 
@@ -73,6 +79,26 @@ def remove_study(
     ],
     body: RemoveStudyRequest,
     gateway: GatewayDep,
-    key: Annotated[ApiKey, Depends(require(Permission.REMOVE_STUDIES))],
+    key: Annotated[ApiKey, Depends(require(Permission.MANAGE_STUDIES))],
 ) -> StudyOut:
     return StudyOut.of(gateway.remove_study(study_uid, body.reason, key.name))
+
+
+@router.put(
+    "/studies/{study_uid}/keep",
+    response_model=StudyOut,
+    summary="Keep a study whatever the storage limits say (or no longer)",
+    description="A kept study is never removed by `storage_max_gb`, `storage_min_free_gb` or "
+    "`keep_unused_days`; staff can still remove it. Audited as study.keep. Staff and admin "
+    "keys only.",
+    responses={404: {"description": "The gateway has no study with this UID."}},
+)
+def keep_study(
+    study_uid: Annotated[
+        str, Path(max_length=64, pattern=UID_PATTERN, description="Study Instance UID.")
+    ],
+    body: KeepStudyRequest,
+    gateway: GatewayDep,
+    key: Annotated[ApiKey, Depends(require(Permission.MANAGE_STUDIES))],
+) -> StudyOut:
+    return StudyOut.of(gateway.keep_study(study_uid, body.keep, key.name))

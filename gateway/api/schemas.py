@@ -152,6 +152,12 @@ class StudyLinks(BaseModel):
     )
 
 
+class KeepStudyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    keep: bool = Field(description="True: never removed by the storage limits; false: as any.")
+
+
 class RemoveStudyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -173,6 +179,9 @@ class StudyOut(BaseModel):
     instance_count: int = Field(description="Images in the store.")
     bytes: int = Field(description="Size of those images in bytes.")
     fetched_at: datetime = Field(description="When it was indexed (UTC).")
+    keep: bool = Field(
+        False, description="Staff marked it to be kept whatever the storage limits say."
+    )
     series: list[SeriesOut] | None = Field(
         None, description="Its series; only in the single-study response."
     )
@@ -202,6 +211,7 @@ class StudyOut(BaseModel):
             instance_count=s.instance_count,
             bytes=s.bytes,
             fetched_at=s.fetched_at if s.fetched_at.tzinfo else s.fetched_at.replace(tzinfo=UTC),
+            keep=s.keep,
             series=[
                 SeriesOut(series_uid=x.series_uid, instance_count=x.instance_count)
                 for x in s.series

@@ -46,6 +46,29 @@ study = sa.Table(
     sa.Column("bytes", sa.BigInteger(), nullable=False),
     sa.Column("job_id", sa.String(36), nullable=True),
     sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
+    # Retention (gateway.storage): the last fetch, view, preview or DICOMweb read; what is
+    # least recently used goes first.
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    # Staff marked it to be kept whatever the limits say.
+    sa.Column("keep", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # Kept until then (a prefetch for an appointment that has not passed yet).
+    sa.Column("pinned_until", sa.DateTime(timezone=True), nullable=True),
+)
+
+# Studies taken out of the store, by retention or by staff: what the API and pages say of a
+# study that is gone ("removed on 7 Dec 2026 to keep 5 GB free; fetch it again"). One row per
+# study (the latest removal); a fetch that brings the study back deletes it.
+removed_study = sa.Table(
+    "removed_study",
+    metadata,
+    sa.Column("study_uid", sa.String(64), primary_key=True),
+    sa.Column("pacs_name", sa.String(64), nullable=False),
+    sa.Column("pacs_patient_id", sa.String(64), nullable=False),
+    sa.Column("removed_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("rule", sa.String(32), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("bytes", sa.BigInteger(), nullable=False),
+    sa.Column("instance_count", sa.Integer(), nullable=False),
 )
 
 instance = sa.Table(

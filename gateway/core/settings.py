@@ -192,6 +192,37 @@ class Settings(BaseSettings):
     storage_dir: Path | None = Field(
         None, description="Where studies are stored; default <data_dir>/studies."
     )
+    storage_max_gb: float | None = Field(
+        None,
+        gt=0,
+        description="Most the study store may hold, in GB; least recently used studies are "
+        "removed to stay within it. Unset: no limit of its own (`storage_min_free_gb` still "
+        "holds).",
+    )
+    storage_min_free_gb: float = Field(
+        5.0,
+        ge=0,
+        description="Free space, in GB, the gateway always leaves on the disk that holds the "
+        "store (it is R4's and SQL Server's disk too): studies are removed, least recently "
+        "used first, and a fetch that cannot have the room waits.",
+    )
+    keep_unused_days: int = Field(
+        90,
+        ge=1,
+        description="A study nobody fetched, viewed, previewed or read by DICOMweb for this "
+        "many days is removed; a fetch brings it back.",
+    )
+    evict_pushed: bool = Field(
+        False,
+        description="Whether studies the gateway has only from a push (no fetch found them on "
+        "a PACS) may be removed by the limits; by default they are kept.",
+    )
+    keep_jobs_days: int = Field(
+        180,
+        ge=1,
+        description="Finished jobs and their events older than this many days are deleted "
+        "(the audit trail is never deleted).",
+    )
     pacs: list[PacsSettings] = Field(default_factory=list, description="The PACS peers.")
     database_url: str | None = Field(
         None,

@@ -18,6 +18,7 @@ from gateway.fetch.plan import FetchMatching, PlanEntry
 from gateway.fetch.request import FetchTarget
 from gateway.index.study_index import StudyIndex
 from gateway.review.audit import AuditAction, AuditLog, study_subject
+from gateway.storage.retention import Retention
 from pacs.attributes import patient_changes
 from pacs.errors import PacsError, PacsUnreachable, RetrieveCancelled
 from pacs.models import Study
@@ -36,11 +37,14 @@ class FetchJob:
         index: StudyIndex,
         matching: FetchMatching | None = None,
         audit: AuditLog | None = None,
+        room: Retention | None = None,
     ) -> None:
         self.settings = settings
         self.node = node
         self.index = index
         self.audit = audit
+        # Before each study: room made on the gateway's disk, or the job waits.
+        self.room = room
         # With R4: fetches by R4 patient id go through the matcher and the review queue.
         # Without, they are refused at submit (and fail here, should one be queued anyway).
         self.matching = matching
@@ -166,6 +170,7 @@ class FetchJob:
             if entry.done:
                 continue
             ctx.raise_if_cancelled()
+            self._make_room(plan, entry)
             result = self.node.retriever.fetch_study(
                 target.peer,
                 entry.study_uid,
@@ -189,6 +194,17 @@ class FetchJob:
             f"Fetched {_count(len(plan), 'study', 'studies')}, {_count(images, 'image', 'images')}."
         )
         ctx.set_summary(f"{summary} {awaiting_review(in_review)}" if in_review else summary)
+
+    def _make_room(self, plan: list[PlanEntry], entry: PlanEntry) -> None:
+        """Room for the study's estimated size, removing least recently used studies (never
+        this job's); when none can be made the job waits and tries again, saying why in
+        figures. A transient error: space may be freed, or a fetch finish, meanwhile."""
+        if self.room is None:
+            return
+        needed = self.room.estimate(entry.expected, entry.bytes)
+        blocked = self.room.make_room(needed, protect={e.study_uid for e in plan})
+        if blocked is not None:
+            raise jobs.TransientError(blocked.sentence())
 
     def _tell_changes(self, ctx: jobs.JobContext, result: FetchResult) -> None:
         """Say in the job's events, and audit, what the PACS's copies replaced and what was

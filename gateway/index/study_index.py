@@ -9,15 +9,20 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from gateway.core.models import instance, study
+from gateway.core.models import instance, removed_study, study
 from pacs.models import Instance, Study
 
 
 class StudyNotFound(LookupError):
-    def __init__(self) -> None:
-        super().__init__(
-            "The gateway has no study with this UID; fetch the patient's studies first."
-        )
+    """No such study in the store; with `removal`, the gateway held it once (see `said`)."""
+
+    def __init__(self, removal: Removal | None = None) -> None:
+        self.removal = removal
+        if removal is None:
+            text = "The gateway has no study with this UID; fetch the patient's studies first."
+        else:
+            text = f"{removal.said()}; fetch it again to see it."
+        super().__init__(text)
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,29 @@ class IndexedStudy:
     job_id: str | None
     fetched_at: datetime
     series: tuple[IndexedSeries, ...] = ()
+    last_used_at: datetime | None = None
+    keep: bool = False
+    pinned_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Removal:
+    """Why a study the gateway once held is gone, in words for the API and the pages."""
+
+    study_uid: str
+    pacs_name: str
+    pacs_patient_id: str
+    removed_at: datetime
+    rule: str  # "staff", "unused", "max_size", "min_free"
+    reason: str
+    bytes: int
+    instance_count: int
+
+    def said(self) -> str:
+        """ "The gateway removed this study on 7 Dec 2026 to keep 5.0 GB free on the disk"."""
+        when = self.removed_at
+        day = f"{when.day} {when:%b %Y}"
+        return f"The gateway removed this study on {day} {self.reason}"
 
 
 class StudyIndex:
@@ -76,8 +104,16 @@ class StudyIndex:
             }
             for i in instances
         ]
+        now = datetime.now(UTC)
         with self.engine.begin() as conn:
+            # Staff's "keep" and a prefetch's pin belong to the study, not to one fetch of it.
+            kept = conn.execute(
+                sa.select(study.c.keep, study.c.pinned_until).where(
+                    study.c.study_uid == found.study_uid
+                )
+            ).first()
             conn.execute(study.delete().where(study.c.study_uid == found.study_uid))
+            conn.execute(removed_study.delete().where(removed_study.c.study_uid == found.study_uid))
             conn.execute(
                 study.insert().values(
                     study_uid=found.study_uid,
@@ -89,7 +125,10 @@ class StudyIndex:
                     instance_count=len(rows),
                     bytes=sum(r["size"] for r in rows),
                     job_id=job_id,
-                    fetched_at=datetime.now(UTC),
+                    fetched_at=now,
+                    last_used_at=now,
+                    keep=bool(kept.keep) if kept else False,
+                    pinned_until=kept.pinned_until if kept else None,
                 )
             )
             if rows:
@@ -117,16 +156,68 @@ class StudyIndex:
             ).all()
         return _study(row, tuple(IndexedSeries(s, n) for s, n in series))
 
-    def remove(self, study_uid: str) -> IndexedStudy | None:
-        """Take the study and its instances out of the index; what was there (None: nothing)."""
+    def remove(self, study_uid: str, *, rule: str, reason: str) -> IndexedStudy | None:
+        """Take the study and its instances out of the index, remembering why (`removal`);
+        what was there (None: nothing)."""
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(study).where(study.c.study_uid == study_uid)).first()
             if row is None:
                 return None
             conn.execute(instance.delete().where(instance.c.study_uid == study_uid))
             conn.execute(study.delete().where(study.c.study_uid == study_uid))
+            conn.execute(removed_study.delete().where(removed_study.c.study_uid == study_uid))
+            conn.execute(
+                removed_study.insert().values(
+                    study_uid=study_uid,
+                    pacs_name=row.pacs_name,
+                    pacs_patient_id=row.pacs_patient_id,
+                    removed_at=datetime.now(UTC),
+                    rule=rule,
+                    reason=reason[:500],
+                    bytes=row.bytes,
+                    instance_count=row.instance_count,
+                )
+            )
         self.changed(study_uid)
         return _study(row)
+
+    def removal(self, study_uid: str) -> Removal | None:
+        """Why the study is gone, if the gateway held it once and removed it."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(removed_study).where(removed_study.c.study_uid == study_uid)
+            ).first()
+        return None if row is None else Removal(**row._mapping)
+
+    def touch(self, study_uid: str, at: datetime) -> None:
+        """The study was used (viewed, previewed, served) at `at`."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                study.update()
+                .where(study.c.study_uid == study_uid, study.c.last_used_at < at)
+                .values(last_used_at=at)
+            )
+
+    def set_keep(self, study_uid: str, keep: bool) -> bool:
+        """Mark the study to be kept whatever the limits say (or not); False: not indexed."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                study.update().where(study.c.study_uid == study_uid).values(keep=keep)
+            )
+        return done.rowcount > 0
+
+    def pin(self, study_uid: str, until: datetime) -> bool:
+        """Keep the study at least until `until` (a later pin wins); False: not indexed."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                study.update()
+                .where(
+                    study.c.study_uid == study_uid,
+                    sa.or_(study.c.pinned_until.is_(None), study.c.pinned_until < until),
+                )
+                .values(pinned_until=until)
+            )
+        return done.rowcount > 0
 
     def instance_paths(self, study_uid: str) -> list[Path]:
         with self.engine.connect() as conn:
@@ -149,4 +240,7 @@ def _study(row: sa.Row, series: tuple[IndexedSeries, ...] = ()) -> IndexedStudy:
         job_id=row.job_id,
         fetched_at=row.fetched_at,
         series=series,
+        last_used_at=row.last_used_at,
+        keep=bool(row.keep),
+        pinned_until=row.pinned_until,
     )

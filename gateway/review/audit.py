@@ -23,7 +23,8 @@ class AuditAction(StrEnum):
     # Outside review, audited the same way.
     STUDY_RECEIVED = "study.received"  # a PACS or modality pushed a study unasked
     STUDY_REPLACED = "study.replaced"  # the PACS's differing copy replaced a stored file
-    STUDY_REMOVED = "study.removed"  # staff took a study out of the gateway, with a reason
+    STUDY_REMOVED = "study.removed"  # staff or the storage limits took a study out
+    STUDY_KEEP = "study.keep"  # staff marked a study to be kept (or no longer)
     AUTH_THROTTLED = "auth.throttled"  # an address sent too many wrong API keys: it waits
 
 

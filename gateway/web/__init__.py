@@ -17,7 +17,7 @@ from gateway.web import (
     pages_look,
     pages_review,
 )
-from gateway.web.review_access import may_remove, may_review
+from gateway.web.review_access import may_manage_studies, may_review
 from gateway.web.session import PAGES, LoginRequired, PageForbidden, PageSessions
 from gateway.web.templating import HERE, PageNotFound, forbidden, login_required, not_found
 from gateway.web.templating import templates as _templates
@@ -36,7 +36,7 @@ ROUTERS = (
 )
 
 _templates.env.globals["may_review"] = may_review
-_templates.env.globals["may_remove"] = may_remove
+_templates.env.globals["may_manage_studies"] = may_manage_studies
 page_words.register(_templates.env)
 
 

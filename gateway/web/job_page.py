@@ -39,6 +39,9 @@ class StudyCard:
     more_series: int
     viewers: tuple[tuple[str, str], ...]
     in_store: bool
+    # Why a study the gateway once held is gone ("removed on 7 Dec 2026 to keep ...").
+    removed: str = ""
+    keep: bool = False
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,8 @@ def study_cards(gateway: Gateway, job: jobs.Job) -> list[StudyCard]:
     for entry in job.checkpoint.get("studies") or ():
         uid = str(entry.get("study_uid", ""))
         indexed = gateway.index.study(uid)
-        if indexed is None:  # found on the PACS but not (yet) fetched
+        if indexed is None:  # found on the PACS but not (yet) fetched, or removed since
+            removal = gateway.index.removal(uid)
             cards.append(
                 StudyCard(
                     study_uid=uid,
@@ -140,6 +144,7 @@ def study_cards(gateway: Gateway, job: jobs.Job) -> list[StudyCard]:
                     more_series=0,
                     viewers=(),
                     in_store=False,
+                    removed=f"{removal.said()}; fetch it again to see it." if removal else "",
                 )
             )
             continue
@@ -163,6 +168,7 @@ def study_cards(gateway: Gateway, job: jobs.Job) -> list[StudyCard]:
                 more_series=len(series) - len(shown),
                 viewers=tuple(render_links(links, uid)),
                 in_store=True,
+                keep=indexed.keep,
             )
         )
     return cards

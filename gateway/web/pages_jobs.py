@@ -170,7 +170,11 @@ async def fetch(
 
 
 async def remover(user: Annotated[PageUser, Depends(current_user)]) -> PageUser:
-    return permitted(user, Permission.REMOVE_STUDIES, "removing studies from the gateway")
+    return permitted(
+        user,
+        Permission.MANAGE_STUDIES,
+        "removing studies from the gateway or marking them to be kept",
+    )
 
 
 @router.post("/studies/{study_uid}/remove", response_class=HTMLResponse)
@@ -203,6 +207,32 @@ async def remove_study(
     return RedirectResponse(back, status_code=303, headers=NO_STORE)
 
 
+@router.post("/studies/{study_uid}/keep", response_class=HTMLResponse)
+async def keep_study(
+    request: Request,
+    study_uid: str,
+    user: Annotated[PageUser, Depends(remover)],
+    form: Annotated[FormData, Depends(checked_form)],
+) -> Response:
+    """Staff mark a study to be kept whatever the storage limits say, or no longer."""
+    job_id = str(form.get("job_id") or "")
+    back = f"{PAGES}/jobs/{job_id}" if _JOB_ID.match(job_id) else f"{PAGES}/jobs"
+    if not (len(study_uid) <= 64 and _UID.match(study_uid)):
+        raise PageNotFound("There is no study at this address.")
+    keep = form.get("keep") == "1"
+    try:
+        await run_in_threadpool(_gateway(request).keep_study, study_uid, keep, user.name)
+    except StudyNotFound:
+        request.session["notice"] = "The study is not in the gateway any more."
+    else:
+        request.session["notice"] = (
+            "Kept: the storage limits will not remove this study."
+            if keep
+            else "The storage limits may remove this study again when it is least used."
+        )
+    return RedirectResponse(back, status_code=303, headers=NO_STORE)
+
+
 @router.get("/studies/{study_uid}/series/{series_uid}/{kind}.png")
 async def series_image(
     request: Request, study_uid: str, series_uid: str, kind: str, _user: Reader
@@ -216,6 +246,7 @@ async def series_image(
     ):
         raise PageNotFound("There is no image at this address.")
     gateway = _gateway(request)
+    await run_in_threadpool(gateway.retention.used, study_uid)
     await run_in_threadpool(
         gateway.access.viewed,
         _user.name,

@@ -11,8 +11,8 @@ def may_review(user: PageUser | None) -> bool:
     return user is not None and user.may(Permission.REVIEW)
 
 
-def may_remove(user: PageUser | None) -> bool:
-    return user is not None and user.may(Permission.REMOVE_STUDIES)
+def may_manage_studies(user: PageUser | None) -> bool:
+    return user is not None and user.may(Permission.MANAGE_STUDIES)
 
 
 def review_count(gateway: Gateway) -> int:

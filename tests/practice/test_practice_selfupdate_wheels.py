@@ -1,5 +1,5 @@
 """Self-update end to end with two real wheels of this project, built here: "1.0" (today's
-migrations) and "1.1.0" (one more Alembic revision, g0003). Installed by the real pip into a
+migrations) and "1.1.0" (one more Alembic revision, g9999). Installed by the real pip into a
 --target directory (no dependencies: they are this venv's), against a real SQLite database."""
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ DUMMY_REVISION = '''"""A later version's migration (test only)."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "g0003"
-down_revision = "g0002"
+revision = "g9999"
+down_revision = "g0003"
 branch_labels = None
 depends_on = None
 
@@ -64,7 +64,7 @@ def wheels(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("selfupdate")
     old = _project_copy(base / "old", "1.0")
     new = _project_copy(base / "new", "1.1.0")
-    (new / "gateway" / "core" / "migrations" / "versions" / "0003_later.py").write_text(
+    (new / "gateway" / "core" / "migrations" / "versions" / "9999_later.py").write_text(
         DUMMY_REVISION
     )
     out = base / "wheels"
@@ -108,15 +108,15 @@ def _migrate_with(target: Path, url: str) -> subprocess.CompletedProcess[str]:
 def test_the_wheels_list_their_migration_revisions(wheels):
     old = next(wheels.glob("pacs_gateway-1.0-*.whl"))
     new = next(wheels.glob("pacs_gateway-1.1.0-*.whl"))
-    assert {"g0001", "g0002"} <= wheel_revisions(old)
-    assert "g0003" not in wheel_revisions(old)
-    assert {"g0001", "g0002", "g0003"} <= wheel_revisions(new)
+    assert {"g0001", "g0002", "g0003"} <= wheel_revisions(old)
+    assert "g9999" not in wheel_revisions(old)
+    assert {"g0001", "g0002", "g0003", "g9999"} <= wheel_revisions(new)
 
 
 def test_upgrade_then_a_downgrade_across_the_migration_is_refused(wheels, tmp_path):
     target = tmp_path / "site"
     url = f"sqlite:///{tmp_path / 'gateway.db'}"
-    open_database(url).dispose()  # today's schema: ... g0002
+    open_database(url).dispose()  # today's schema: ... g0003
     drained: list[str] = []
     attempts = AttemptRecord(tmp_path / "attempts.json")
 
@@ -142,18 +142,18 @@ def test_upgrade_then_a_downgrade_across_the_migration_is_refused(wheels, tmp_pa
     assert restart.value.exit_code == 75
     assert installed_version("pacs-gateway", [str(target)]) == "1.1.0"
 
-    # The restarted service (1.1.0) migrates the database to g0003, backing it up first.
+    # The restarted service (1.1.0) migrates the database to g9999, backing it up first.
     started = _migrate_with(target, url)
     assert started.returncode == 0, started.stderr
     assert started.stdout.startswith(str(target))
-    assert "g0003" in revisions()
+    assert "g9999" in revisions()
     backups = list(tmp_path.glob("gateway.db.before-migration-*.bak"))
     assert len(backups) == 1
 
     update_to("1.1")  # the same version written differently: nothing to do
     assert drained == ["1.1.0"]
 
-    with pytest.raises(UpdateRefused, match="g0003"):
+    with pytest.raises(UpdateRefused, match="g9999"):
         update_to("1.0")
     assert installed_version("pacs-gateway", [str(target)]) == "1.1.0"
     assert _migrate_with(target, url).returncode == 0  # still starts

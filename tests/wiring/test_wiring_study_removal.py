@@ -128,7 +128,7 @@ def test_the_job_page_offers_staff_the_removal_and_says_what_happened(
     html = unescape(client.get(page).text)
     assert "Removed: the study's images are no longer in the gateway" in html
     assert action not in html  # nothing left to remove
-    assert "Not in the gateway's store." in html
+    assert "The gateway removed this study on " in html
     assert gateway.index.study(study.study_uid) is None
     assert not gateway.node.store.study_dir(study.study_uid).exists()
 

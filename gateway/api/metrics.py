@@ -17,7 +17,12 @@ from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from gateway.core.models import instance
@@ -104,6 +109,34 @@ class DatabaseCollector(Collector):
             "Review items waiting for staff.",
             value=self.gateway.review.count(ReviewState.OPEN),
         )
+        figures = self.gateway.retention.figures()
+        yield GaugeMetricFamily(
+            f"{PREFIX}_storage_used_bytes",
+            "Bytes the indexed studies take in the store.",
+            value=figures.used_bytes,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_storage_free_bytes",
+            "Free bytes on the disk that holds the store.",
+            value=figures.free_bytes,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_storage_min_free_bytes",
+            "Free bytes the gateway keeps on that disk (storage_min_free_gb).",
+            value=figures.limits.min_free_bytes,
+        )
+        if figures.limits.max_bytes is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_storage_max_bytes",
+                "Most bytes the store may hold (storage_max_gb).",
+                value=figures.limits.max_bytes,
+            )
+        removed = CounterMetricFamily(
+            f"{PREFIX}_storage_removed_studies",
+            "Studies the limits removed (least recently used first), by this process since start.",
+        )
+        removed.add_metric([], self.gateway.retention.removed_total)
+        yield removed
 
 
 def _histogram(
