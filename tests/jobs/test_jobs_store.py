@@ -343,3 +343,34 @@ def test_counts_cover_every_state(js):
 
     assert counts[JobState.QUEUED] == 1 and counts[JobState.SUCCEEDED] == 1
     assert sum(counts.values()) == 2
+
+
+def test_prune_deletes_old_finished_jobs_with_their_events_only(js, clock, engine):
+    old_ids = []
+    for n in range(7):  # more than one batch of 3
+        job, _ = js.submit("fetch", {"n": n})
+        js.claim("w1", ["fetch"], LEASE)
+        old_ids.append(js.succeed(job.id, "w1").id)
+    cancelled, _ = js.submit("fetch", {"n": "cancelled"})
+    js.request_cancel(cancelled.id)  # queued: cancelled at once
+    still_queued, _ = js.submit("other", {"n": "queued"})  # old, but not finished
+    clock.advance(200 * 86400)
+    recent, _ = js.submit("fetch", {"n": "recent"})
+    js.claim("w1", ["fetch"], LEASE)
+    js.succeed(recent.id, "w1")
+
+    deleted = js.prune(clock.now - timedelta(days=180), batch=3)
+
+    assert deleted == 8
+    left = {j.id for j in js.list(limit=100)}
+    assert left == {still_queued.id, recent.id}
+    for job_id in old_ids:
+        with pytest.raises(JobNotFound):
+            js.get(job_id)
+    with engine.connect() as conn:
+        orphans = conn.execute(
+            sa.text("SELECT count(*) FROM job_event WHERE job_id NOT IN (SELECT id FROM job)")
+        ).scalar()
+    assert orphans == 0
+    assert js.events(recent.id)  # a recent job keeps its history
+    assert js.prune(clock.now - timedelta(days=180)) == 0
