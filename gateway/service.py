@@ -39,6 +39,7 @@ from gateway.storage.retention import Limits, Retention, size
 from pacs.echo import echo
 from pacs.errors import PacsError
 from pacs.preview import PreviewCache, RenderGuard
+from r4.messages import FetchStudies
 
 # The refusals of submit_fetch, importable from here as before.
 __all__ = [
@@ -225,11 +226,21 @@ class Gateway:
         )
 
     def _submit_for_practice(
-        self, request: FetchRequest, *, idempotency: str | None = None, api_key_id: str = ""
+        self, command: FetchStudies, *, api_key_id: str = ""
     ) -> tuple[jobs.Job, bool]:
-        """A fetch-studies command from the practice side (SQS): audited as that command."""
+        """A fetch-studies command from the practice side (SQS), its request id as the
+        idempotency key: audited as that command."""
+        request = FetchRequest(
+            r4_patient_id=str(command.patient_id),
+            date_from=command.date_from,
+            date_to=command.date_to,
+            modalities=list(command.modalities),
+        )
         job, created = self.submit_fetch(
-            request, idempotency=idempotency, api_key_id=api_key_id, key_name=PRACTICE_ACTOR
+            request,
+            idempotency=command.request_id,
+            api_key_id=api_key_id,
+            key_name=PRACTICE_ACTOR,
         )
         self.access.submitted(PRACTICE_ACTOR, job.id, job.params)
         return job, created

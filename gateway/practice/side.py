@@ -25,7 +25,6 @@ from sqlalchemy import Engine
 import jobs
 from gateway.core.migration_safety import database_revisions
 from gateway.core.settings import Settings
-from gateway.fetch.request import FetchRequest
 from gateway.matching import IdRule
 from gateway.practice import reporting
 from r4.check import R4Unreachable, check_r4, connect_check
@@ -61,6 +60,7 @@ def _raise_sigterm() -> None:
     signal.raise_signal(signal.SIGTERM)
 
 
+# A Flynotes fetch-studies command, as the gateway queues it (idempotent by its request id).
 SubmitFetch = Callable[..., tuple[jobs.Job, bool]]
 
 
@@ -206,15 +206,7 @@ class PracticeSide:
         )
 
     def _create_fetch_job(self, command: FetchStudies) -> object:
-        request = FetchRequest(
-            r4_patient_id=str(command.patient_id),
-            date_from=command.date_from,
-            date_to=command.date_to,
-            modalities=list(command.modalities),
-        )
-        job, created = self._submit_fetch(
-            request, idempotency=command.request_id, api_key_id=FLYNOTES_KEY_ID
-        )
+        job, created = self._submit_fetch(command, api_key_id=FLYNOTES_KEY_ID)
         log.info("fetch-studies: job %s (%s)", job.id, "new" if created else "existing")
         return job
 
