@@ -212,6 +212,12 @@ class Settings(BaseSettings):
         description="A study nobody fetched, viewed, previewed or read by DICOMweb for this "
         "many days is removed; a fetch brings it back.",
     )
+    storage_in_use_minutes: float = Field(
+        10.0,
+        ge=0,
+        description="A study viewed, previewed, served or fetched within this many minutes "
+        "counts as in use: it is not removed to make room (someone may be looking at it).",
+    )
     evict_pushed: bool = Field(
         False,
         description="Whether studies the gateway has only from a push (no fetch found them on "

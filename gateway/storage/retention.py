@@ -7,7 +7,7 @@ Invariants:
   rows, previews), audited, and remembered as removed (`StudyIndex.removal`) so the API and
   pages can say when and why.
 - Never removed: a study an active job is fetching (its plan), one used in the last
-  `RECENT_SECONDS` (being viewed or served now), one with an open review item, one staff
+  `limits.in_use` (being viewed or served now), one with an open review item, one staff
   marked "keep", one pinned until a time not yet passed (a prefetch), and, unless
   `evict_pushed`, one the gateway has only from a push (no fetch vouched that a PACS still
   holds it).
@@ -36,8 +36,6 @@ from pacs.store import StudyStore
 log = logging.getLogger(__name__)
 
 GB = 10**9
-# A study used this recently is being looked at: it is not removed to make room.
-RECENT_SECONDS = 600
 # Candidates are read from the index this many at a time.
 BATCH = 200
 # Last-use writes for one study at most this often (a page of thumbnails is many requests).
@@ -59,6 +57,8 @@ class Limits:
     min_free_bytes: int
     keep_unused: timedelta
     evict_pushed: bool
+    # Used this recently: someone is looking at it, it is not removed to make room.
+    in_use: timedelta = timedelta(minutes=10)
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
@@ -67,6 +67,7 @@ class Limits:
             min_free_bytes=int(settings.storage_min_free_gb * GB),
             keep_unused=timedelta(days=settings.keep_unused_days),
             evict_pushed=settings.evict_pushed,
+            in_use=timedelta(minutes=settings.storage_in_use_minutes),
         )
 
 
@@ -240,7 +241,7 @@ class Retention:
                 .where(
                     ~study.c.keep,
                     sa.or_(study.c.pinned_until.is_(None), study.c.pinned_until <= now),
-                    study.c.last_used_at < now - timedelta(seconds=RECENT_SECONDS),
+                    study.c.last_used_at <= now - self.limits.in_use,
                     ~sa.exists().where(
                         review_item.c.study_uid == study.c.study_uid,
                         review_item.c.state == "open",
