@@ -9,6 +9,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+import jobs
 from gateway.core.models import instance, removed_study, study
 from pacs.models import Instance, Study
 
@@ -105,7 +106,7 @@ class StudyIndex:
             for i in instances
         ]
         now = datetime.now(UTC)
-        with self.engine.begin() as conn:
+        with jobs.write_transaction(self.engine) as conn:
             # Staff's "keep" and a prefetch's pin belong to the study, not to one fetch of it.
             kept = conn.execute(
                 sa.select(study.c.keep, study.c.pinned_until).where(
@@ -159,7 +160,7 @@ class StudyIndex:
     def remove(self, study_uid: str, *, rule: str, reason: str) -> IndexedStudy | None:
         """Take the study and its instances out of the index, remembering why (`removal`);
         what was there (None: nothing)."""
-        with self.engine.begin() as conn:
+        with jobs.write_transaction(self.engine) as conn:
             row = conn.execute(sa.select(study).where(study.c.study_uid == study_uid)).first()
             if row is None:
                 return None
@@ -191,7 +192,7 @@ class StudyIndex:
 
     def touch(self, study_uid: str, at: datetime) -> None:
         """The study was used (viewed, previewed, served) at `at`."""
-        with self.engine.begin() as conn:
+        with jobs.write_transaction(self.engine) as conn:
             conn.execute(
                 study.update()
                 .where(study.c.study_uid == study_uid, study.c.last_used_at < at)
@@ -200,7 +201,7 @@ class StudyIndex:
 
     def set_keep(self, study_uid: str, keep: bool) -> bool:
         """Mark the study to be kept whatever the limits say (or not); False: not indexed."""
-        with self.engine.begin() as conn:
+        with jobs.write_transaction(self.engine) as conn:
             done = conn.execute(
                 study.update().where(study.c.study_uid == study_uid).values(keep=keep)
             )
@@ -208,7 +209,7 @@ class StudyIndex:
 
     def pin(self, study_uid: str, until: datetime) -> bool:
         """Keep the study at least until `until` (a later pin wins); False: not indexed."""
-        with self.engine.begin() as conn:
+        with jobs.write_transaction(self.engine) as conn:
             done = conn.execute(
                 study.update()
                 .where(

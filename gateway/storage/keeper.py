@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 import jobs
+from gateway.core.models import idempotency_key
 from gateway.storage.retention import Retention
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,11 @@ class Keeper:
     def run_once(self) -> tuple[int, int]:
         """(studies removed, jobs deleted)."""
         removed = self.retention.sweep()
-        pruned = self.job_store.prune(self._clock() - self.keep_jobs)
+        cutoff = self._clock() - self.keep_jobs
+        pruned = self.job_store.prune(cutoff)
+        # An Idempotency-Key names a job: it is forgotten with the jobs of its time.
+        with jobs.write_transaction(self.engine) as conn:
+            conn.execute(idempotency_key.delete().where(idempotency_key.c.created_at < cutoff))
         if pruned:
             log.info("Deleted %d finished jobs older than %d days", pruned, self.keep_jobs.days)
         if pruned >= COMPACT_AFTER:
