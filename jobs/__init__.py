@@ -17,12 +17,22 @@ from jobs.errors import (
 from jobs.job import Job, JobEvent
 from jobs.pool import Handler, WorkerPool
 from jobs.retry import RetryPolicy
-from jobs.states import ACTIVE_STATES, FINISHED_STATES, TRANSITIONS, Action, JobState
+from jobs.states import (
+    ACTIVE_STATES,
+    BACKGROUND,
+    FINISHED_STATES,
+    INTERACTIVE,
+    TRANSITIONS,
+    Action,
+    JobState,
+)
 from jobs.store import JobStore
 
 __all__ = [
     "ACTIVE_STATES",
+    "BACKGROUND",
     "FINISHED_STATES",
+    "INTERACTIVE",
     "TRANSITIONS",
     "Action",
     "Handler",

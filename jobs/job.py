@@ -34,6 +34,7 @@ class Job:
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    priority: int = 0  # jobs.INTERACTIVE, jobs.BACKGROUND: lower is claimed first
 
     @property
     def active(self) -> bool:
@@ -67,6 +68,7 @@ class Job:
             updated_at=r.updated_at,
             started_at=r.started_at,
             finished_at=r.finished_at,
+            priority=r.priority,
         )
 
 

@@ -99,6 +99,8 @@ class JobRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Lower first (jobs.INTERACTIVE before jobs.BACKGROUND), then oldest first.
+    priority: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
     __table_args__ = (
         CheckConstraint(f"state IN ({STATE_VALUES})", name="state"),
@@ -113,6 +115,7 @@ class JobRecord(Base):
         ),
         Index("ix_job_state_created_at", "state", "created_at"),
         Index("ix_job_created_at", "created_at"),
+        Index("ix_job_priority_created_at", "priority", "created_at"),
     )
 
 

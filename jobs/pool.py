@@ -16,6 +16,7 @@ from jobs.context import JobContext, JobSignals
 from jobs.errors import JobCancelled, LeaseLost, PermanentError, TransientError
 from jobs.job import Job
 from jobs.retry import RetryPolicy
+from jobs.states import INTERACTIVE
 from jobs.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,11 @@ class WorkerPool:
         retry_policy: RetryPolicy | None = None,
         worker_id_prefix: str | None = None,
         report_interval: float = 0.25,
+        reserved_for_interactive: int = 1,
     ) -> None:
+        """`reserved_for_interactive` of the workers (never all of them) claim only
+        INTERACTIVE jobs, so a person's fetch starts at once even while every other worker
+        is busy with background work."""
         if workers < 1 or lease_seconds <= 0 or poll_interval <= 0:
             raise ValueError("need workers >= 1, lease_seconds > 0 and poll_interval > 0")
         self._store = store
@@ -59,6 +64,7 @@ class WorkerPool:
         self._policy = retry_policy or RetryPolicy()
         self._prefix = worker_id_prefix or f"{socket.gethostname()}:{os.getpid()}"
         self._report_interval = report_interval
+        self._reserved = min(max(0, reserved_for_interactive), workers - 1)
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._heartbeat_stop = threading.Event()
@@ -81,7 +87,10 @@ class WorkerPool:
         # after stop() has released its job.
         for i in range(1, self._workers + 1):
             worker_id = f"{self._prefix}-{i}"
-            t = threading.Thread(target=self._work, args=(worker_id,), name=worker_id, daemon=True)
+            most = INTERACTIVE if i <= self._reserved else None
+            t = threading.Thread(
+                target=self._work, args=(worker_id, most), name=worker_id, daemon=True
+            )
             self._threads.append(t)
         self._heartbeat = threading.Thread(
             target=self._beat, name=f"{self._prefix}-heartbeat", daemon=True
@@ -113,7 +122,7 @@ class WorkerPool:
 
     # -- worker threads ----------------------------------------------------------------
 
-    def _work(self, worker_id: str) -> None:
+    def _work(self, worker_id: str, max_priority: int | None = None) -> None:
         kinds = list(self._handlers)
         while True:
             # Cleared before claiming so that a notify() during the claim is not lost; stop()
@@ -123,7 +132,9 @@ class WorkerPool:
             if self._stopping.is_set():
                 break
             try:
-                job = self._store.claim(worker_id, kinds, self._lease_seconds)
+                job = self._store.claim(
+                    worker_id, kinds, self._lease_seconds, max_priority=max_priority
+                )
             except Exception:
                 log.exception(
                     "%s: claiming failed; trying again in %s s", worker_id, self._poll_interval

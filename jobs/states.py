@@ -19,6 +19,11 @@ class JobState(StrEnum):
     CANCELLED = "cancelled"
 
 
+# Priorities: lower is claimed first. What a person (or Flynotes for one) asked for is
+# INTERACTIVE; work nobody waits for (prefetch) is BACKGROUND and never delays it.
+INTERACTIVE = 0
+BACKGROUND = 10
+
 # A job in one of these states holds its dedupe key: submitting the same kind+key returns it.
 ACTIVE_STATES: frozenset[JobState] = frozenset(
     {JobState.QUEUED, JobState.RUNNING, JobState.WAITING_RETRY}

@@ -24,7 +24,14 @@ from jobs.db import WRITE_OPTION, is_prepared
 from jobs.errors import IllegalTransition, JobNotFound, LeaseLost
 from jobs.job import Job, JobEvent
 from jobs.models import JobEventRecord, JobRecord, UTCDateTime
-from jobs.states import ACTIVE_STATES, FINISHED_STATES, Action, JobState, check_transition
+from jobs.states import (
+    ACTIVE_STATES,
+    FINISHED_STATES,
+    INTERACTIVE,
+    Action,
+    JobState,
+    check_transition,
+)
 
 Clock = Callable[[], datetime]
 
@@ -192,14 +199,17 @@ class JobStore:
         *,
         dedupe_key: str | None = None,
         submitted_by: str | None = None,
+        priority: int = INTERACTIVE,
     ) -> tuple[Job, bool]:
         """Queue a job; with a dedupe_key, return the active job of the same kind+key instead
         if there is one. The bool says whether a new job was created. `submitted_by` (a key
-        or client name, never patient data) goes into the log line only."""
+        or client name, never patient data) goes into the log line only. An active job
+        found by its key and asked for at a more urgent `priority` takes that priority: a
+        person asking for what a prefetch has queued does not wait behind the prefetch."""
         tries_left = _SUBMIT_TRIES
         while True:
             try:
-                job, created = self._submit_once(kind, params, dedupe_key)
+                job, created = self._submit_once(kind, params, dedupe_key, priority)
                 if created:
                     _lifecycle("submitted", job, key_name=submitted_by or "-")
                 return job, created
@@ -211,12 +221,14 @@ class JobStore:
                     raise
 
     def _submit_once(
-        self, kind: str, params: dict[str, Any], dedupe_key: str | None
+        self, kind: str, params: dict[str, Any], dedupe_key: str | None, priority: int
     ) -> tuple[Job, bool]:
         with self._writing() as s:
             if dedupe_key is not None:
                 existing = self._active_with_key(s, kind, dedupe_key)
                 if existing is not None:
+                    if priority < existing.priority:
+                        existing.priority = priority
                     return Job.from_record(existing), False
             now = self._clock()
             rec = JobRecord(
@@ -233,6 +245,7 @@ class JobStore:
                 version=1,
                 created_at=now,
                 updated_at=now,
+                priority=priority,
             )
             s.add(rec)
             s.flush()  # the job row must exist before its event row (foreign key)
@@ -285,9 +298,17 @@ class JobStore:
 
     # -- workers -----------------------------------------------------------------------
 
-    def claim(self, worker_id: str, kinds: Collection[str], lease_seconds: float) -> Job | None:
-        """Take the oldest runnable job of one of `kinds`: queued, due for retry, or running
-        under an expired lease (its worker died). None when there is nothing to do."""
+    def claim(
+        self,
+        worker_id: str,
+        kinds: Collection[str],
+        lease_seconds: float,
+        *,
+        max_priority: int | None = None,
+    ) -> Job | None:
+        """Take the most urgent, then oldest, runnable job of one of `kinds`: queued, due for
+        retry, or running under an expired lease (its worker died); with `max_priority`, only
+        jobs at least that urgent. None when there is nothing to do."""
         if not kinds:
             return None
         now = self._clock()
@@ -302,8 +323,12 @@ class JobStore:
             # serialises claimers, and the conditional UPDATE below keeps the claim atomic.
             candidate = s.execute(
                 select(JobRecord.id, JobRecord.state, JobRecord.lease_owner, JobRecord.attempts)
-                .where(JobRecord.kind.in_(kinds), runnable)
-                .order_by(JobRecord.created_at, JobRecord.id)
+                .where(
+                    JobRecord.kind.in_(kinds),
+                    runnable,
+                    JobRecord.priority <= max_priority if max_priority is not None else sa.true(),
+                )
+                .order_by(JobRecord.priority, JobRecord.created_at, JobRecord.id)
                 .limit(1)
                 .with_for_update(skip_locked=True)
             ).first()

@@ -48,7 +48,8 @@ study = sa.Table(
     sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
     # Retention (gateway.storage): the last fetch, view, preview or DICOMweb read; what is
     # least recently used goes first.
-    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    # Nullable only in the schema (see migration g0003); always written.
+    sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True, index=True),
     # Staff marked it to be kept whatever the limits say.
     sa.Column("keep", sa.Boolean(), nullable=False, server_default=sa.false()),
     # Kept until then (a prefetch for an appointment that has not passed yet).

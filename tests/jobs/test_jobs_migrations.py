@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from jobs import upgrade
+from jobs import INTERACTIVE, JobStore, upgrade
 from jobs.db import VERSION_TABLE
 from jobs.models import metadata
 
@@ -26,10 +26,10 @@ def test_upgrade_creates_the_tables_and_twice_is_a_no_op(engine):
     assert _tables(engine) == set()
     upgrade(engine)
     assert _tables(engine) == {"job", "job_event", VERSION_TABLE}
-    assert _version(engine) == ["0001"]
+    assert _version(engine) == ["0002"]
     upgrade(engine)
     assert _tables(engine) == {"job", "job_event", VERSION_TABLE}
-    assert _version(engine) == ["0001"]
+    assert _version(engine) == ["0002"]
 
 
 def test_migrations_match_the_models(engine):
@@ -65,4 +65,29 @@ def test_processes_starting_together_upgrade_once(engine):
     for t in threads:
         t.join(30)
     assert errors == []
-    assert _version(engine) == ["0001"]
+    assert _version(engine) == ["0002"]
+
+
+def test_priorities_arrive_without_losing_a_job_or_an_event(engine):
+    upgrade(engine, "0001")
+    now = "2026-12-01 10:00:00.000000"
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO job (id, kind, state, params, checkpoint, message, progress, "
+                "attempts, cancel_requested, version, created_at, updated_at) VALUES "
+                "('j1', 'fetch', 'queued', '{}', '{}', 'Queued', '{}', 0, false, 1, :t, :t)"
+            ),
+            {"t": now},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO job_event (job_id, at, state, message) "
+                "VALUES ('j1', :t, 'queued', 'Queued')"
+            ),
+            {"t": now},
+        )
+    upgrade(engine)
+    store = JobStore(engine)
+    assert store.get("j1").priority == INTERACTIVE
+    assert [e.message for e in store.events("j1")] == ["Queued"]

@@ -10,6 +10,7 @@ import pytest
 from jobs_helpers import wait_for
 
 from jobs import (
+    BACKGROUND,
     FINISHED_STATES,
     Job,
     JobContext,
@@ -269,3 +270,30 @@ def test_a_job_that_keeps_losing_its_worker_is_given_up(store, make_pool):
     assert done.state == JobState.FAILED and done.attempts == 3
     assert done.message == "Worker lost. Gave up after 2 attempts."
     assert not ran.is_set()
+
+
+def test_a_person_s_job_starts_while_background_work_fills_the_other_workers(store, make_pool):
+    """Three workers, one kept for interactive work: two long background jobs take the other
+    two, a third waits, and a job a person asks for starts at once, ahead of it."""
+    release = threading.Event()
+    started: list[str] = []
+
+    def handler(ctx: JobContext) -> None:
+        started.append(ctx.params["name"])
+        if ctx.params["name"].startswith("prefetch"):
+            release.wait(10)
+
+    backlog = [
+        store.submit("fetch", {"name": f"prefetch-{n}"}, priority=BACKGROUND)[0] for n in range(3)
+    ]
+    make_pool({"fetch": handler}, workers=3)
+    wait_for(lambda: len(started) >= 2, what="two background jobs running")
+    asked, _ = store.submit("fetch", {"name": "asked"})
+    try:
+        wait_for(finished(store, asked.id), what="the interactive job done")
+        assert store.get(backlog[2].id).state == JobState.QUEUED  # still behind
+        assert sorted(started) == ["asked", "prefetch-0", "prefetch-1"]
+    finally:
+        release.set()
+    for job in backlog:
+        wait_for(finished(store, job.id), what="the backlog done")

@@ -11,6 +11,8 @@ from jobs_helpers import FakeClock
 from sqlalchemy.exc import IntegrityError
 
 from jobs import (
+    BACKGROUND,
+    INTERACTIVE,
     IllegalTransition,
     JobNotFound,
     JobState,
@@ -374,3 +376,23 @@ def test_prune_deletes_old_finished_jobs_with_their_events_only(js, clock, engin
     assert orphans == 0
     assert js.events(recent.id)  # a recent job keeps its history
     assert js.prune(clock.now - timedelta(days=180)) == 0
+
+
+def test_interactive_jobs_are_claimed_before_older_background_ones(js, clock):
+    old_background, _ = js.submit("fetch", {"n": 1}, priority=BACKGROUND)
+    clock.advance(1)
+    asked, _ = js.submit("fetch", {"n": 2})
+    assert js.claim("w1", ["fetch"], LEASE).id == asked.id
+    # A reserved worker takes nothing but interactive work.
+    assert js.claim("w2", ["fetch"], LEASE, max_priority=INTERACTIVE) is None
+    assert js.claim("w2", ["fetch"], LEASE).id == old_background.id
+
+
+def test_asking_for_what_a_background_job_has_queued_makes_it_interactive(js):
+    queued, _ = js.submit("fetch", {"n": 1}, dedupe_key="P1", priority=BACKGROUND)
+    again, created = js.submit("fetch", {"n": 1}, dedupe_key="P1")
+    assert not created and again.id == queued.id
+    assert js.get(queued.id).priority == INTERACTIVE
+    # The other way round never slows a person's job down.
+    js.submit("fetch", {"n": 1}, dedupe_key="P1", priority=BACKGROUND)
+    assert js.get(queued.id).priority == INTERACTIVE

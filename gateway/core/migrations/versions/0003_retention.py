@@ -18,16 +18,18 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("study") as batch:
-        batch.add_column(sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True))
-        batch.add_column(sa.Column("keep", sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch.add_column(sa.Column("pinned_until", sa.DateTime(timezone=True), nullable=True))
+    # Plain ADD COLUMN, never batch mode: a batch copies the table on SQLite, and dropping
+    # the old one with foreign keys on deletes every instance row (ON DELETE CASCADE).
+    op.add_column("study", sa.Column("last_used_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column(
+        "study", sa.Column("keep", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
+    op.add_column("study", sa.Column("pinned_until", sa.DateTime(timezone=True), nullable=True))
     # A study indexed before this version was last used when it was fetched, as far as
-    # anyone knows.
+    # anyone knows. The column stays nullable in the schema (NOT NULL would need the table
+    # copy above); the index always writes it.
     op.execute("UPDATE study SET last_used_at = fetched_at")
-    with op.batch_alter_table("study") as batch:
-        batch.alter_column("last_used_at", existing_type=sa.DateTime(timezone=True), nullable=False)
-        batch.create_index("ix_study_last_used_at", ["last_used_at"])
+    op.create_index("ix_study_last_used_at", "study", ["last_used_at"])
     op.create_table(
         "removed_study",
         sa.Column("study_uid", sa.String(64), primary_key=True),
@@ -45,8 +47,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_removed_study_removed_at", "removed_study")
     op.drop_table("removed_study")
-    with op.batch_alter_table("study") as batch:
-        batch.drop_index("ix_study_last_used_at")
-        batch.drop_column("pinned_until")
-        batch.drop_column("keep")
-        batch.drop_column("last_used_at")
+    op.drop_index("ix_study_last_used_at", "study")
+    for column in ("pinned_until", "keep", "last_used_at"):
+        # ALTER TABLE ... DROP COLUMN on both (SQLite 3.35 and later): no table copy.
+        op.execute(f"ALTER TABLE study DROP COLUMN {column}")
