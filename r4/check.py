@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -21,6 +22,7 @@ from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.sql import ClauseElement
 
+from r4.appointments import appointments_between
 from r4.database import r4_tables
 from r4.mapping import R4Tables
 from r4.patients import (
@@ -118,18 +120,8 @@ def connect_check(engine: Engine) -> None:
 
 def _table_columns(engine: Engine, schema: str | None, table: str) -> list[str] | None:
     """The table's real column names, or None when it does not exist."""
-    if engine.dialect.name == "mssql":
-        query = text(
-            "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS "
-            "WHERE TABLE_SCHEMA = :schema AND TABLE_NAME = :table ORDER BY ORDINAL_POSITION"
-        )
-        with engine.connect() as conn:
-            names = list(conn.execute(query, {"schema": schema or "dbo", "table": table}).scalars())
-        return names or None
-    inspector = inspect(engine)
-    if not inspector.has_table(table, schema=schema):
-        return None
-    return [c["name"] for c in inspector.get_columns(table, schema=schema)]
+    found = _table_types(engine, schema, table)
+    return None if found is None else list(found)
 
 
 def _table_names(engine: Engine, schema: str | None) -> list[str]:
@@ -235,7 +227,65 @@ def check_r4(engine: Engine) -> list[CheckResult]:
         )
         return results
     results += _counts_and_reads(engine, t)
+    results.append(appointments_check(engine, t))
     return results
+
+
+def appointments_check(engine: Engine, t: R4Tables, today: date | None = None) -> CheckResult:
+    """Whether the appointment book can be read, and how many patients come in on the next
+    working day. Never a failure: the book is only needed for prefetch."""
+    m = t.mapping
+    name = "r4 appointments"
+    if not m.appointments_table:
+        return CheckResult(name, True, "not mapped: prefetch cannot see who comes in.")
+    schema = t.patients.schema
+    try:
+        real = _table_types(engine, schema, m.appointments_table)
+    except SQLAlchemyError as exc:
+        return CheckResult(name, True, f"{m.appointments_table} cannot be read: {_reason(exc)}.")
+    if real is None:
+        return CheckResult(
+            name, True, f"{m.appointments_table} is missing: set appointments_table in [r4]."
+        )
+    if not m.appointments_mapped:
+        dated = [c for c, kind in real.items() if "date" in kind or "time" in kind]
+        return CheckResult(
+            name,
+            True,
+            f"{m.appointments_table} found; set appointment_start to its start column, one "
+            f"of: {', '.join(dated) or 'none of its columns is a date or time'}.",
+        )
+    day = next_working_day(today or date.today())
+    try:
+        found = appointments_between(engine, day, day)
+    except SQLAlchemyError as exc:
+        return CheckResult(name, False, f"reading them failed: {_reason(exc)}.")
+    return CheckResult(
+        name, True, f"{len(found)} patients with appointments on {day:%a} {day.day} {day:%b}"
+    )
+
+
+def next_working_day(today: date) -> date:
+    day = today + timedelta(days=1)
+    while day.weekday() >= 5:  # Saturday, Sunday
+        day += timedelta(days=1)
+    return day
+
+
+def _table_types(engine: Engine, schema: str | None, table: str) -> dict[str, str] | None:
+    """The table's columns and their type names (lower case), or None when it is missing."""
+    if engine.dialect.name == "mssql":
+        query = text(
+            "SELECT COLUMN_NAME, DATA_TYPE FROM INFORMATION_SCHEMA.COLUMNS "
+            "WHERE TABLE_SCHEMA = :schema AND TABLE_NAME = :table ORDER BY ORDINAL_POSITION"
+        )
+        with engine.connect() as conn:
+            rows = conn.execute(query, {"schema": schema or "dbo", "table": table}).all()
+        return {str(c): str(k).lower() for c, k in rows} or None
+    inspector = inspect(engine)
+    if not inspector.has_table(table, schema=schema):
+        return None
+    return {c["name"]: str(c["type"]).lower() for c in inspector.get_columns(table, schema=schema)}
 
 
 def _counts_and_reads(engine: Engine, t: R4Tables) -> list[CheckResult]:

@@ -84,6 +84,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "sex": "Sex",
         "mobile_phone": "MobileNo",
         "email": "Email",
+        # R4-FIELD-NOTES: dbo.Appts, PatientCode (nullable). Its start column is not known
+        # publicly: no guess; `check` lists the table's date and time columns.
+        "appointments_table": "Appts",
+        "appointment_patient": "PatientCode",
+        "appointment_patient_key": "PatientCode",
     },
     "NG_R4_Sys2000": {
         "patients_table": "Patient",
@@ -102,6 +107,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "sex": "Person.Gender",
         "mobile_phone": "Person.MobilePhone",
         "email": "Person.Email",
+        # R4-FIELD-NOTES: dbo.Appointment, PatientID (a GUID: the patient's RecordID).
+        "appointments_table": "Appointment",
+        "appointment_patient": "PatientID",
+        "appointment_patient_key": "RecordID",
+        "appointment_start": "ScheduledDate",
     },
 }
 
@@ -170,6 +180,35 @@ class R4Mapping(BaseModel):
     history_answer: str | None = _col("Its pre-set answer column.")
     history_notes: str | None = _col("Its free-text notes column (clinical data).")
     history_recorded_at: str | None = _col("Its date/time column.")
+
+    # Appointments (prefetch): which patients come in when.
+    appointments_table: str | None = _col(
+        "Appointment book (sys2000 preset: `Appts`; NG: `Appointment`); unset: no prefetch."
+    )
+    appointment_patient: str | None = _col(
+        "Its patient column (sys2000: `PatientCode`; NG: `PatientID`)."
+    )
+    appointment_patient_key: str | None = _col(
+        "The column of `patients_table` that patient column holds (sys2000: `PatientCode`, "
+        "the R4 patient id; NG: `RecordID`)."
+    )
+    appointment_start: str | None = _col(
+        "When the appointment starts, a date or datetime column (NG: `ScheduledDate`; "
+        "sys2000: not known publicly, `check` lists the table's date and time columns)."
+    )
+    appointment_cancelled: str | None = _col(
+        "Non-zero for a cancelled appointment; unset: none counts as cancelled."
+    )
+
+    @property
+    def appointments_mapped(self) -> bool:
+        """Whether appointments can be read: table, patient, key and start all named."""
+        return bool(
+            self.appointments_table
+            and self.appointment_patient
+            and self.appointment_patient_key
+            and self.appointment_start
+        )
 
     @model_validator(mode="before")
     @classmethod

@@ -163,7 +163,8 @@ def _patient_select(t: R4Tables) -> Select[Any]:
     return select(*(column.label(name) for name, column in t.columns.items())).select_from(t.source)
 
 
-def _active(t: R4Tables) -> list[ColumnElement[bool]]:
+def active_only(t: R4Tables) -> list[ColumnElement[bool]]:
+    """The condition that leaves archived patients out (none when `active` is unmapped)."""
     column = t.columns.get("active")
     return [] if column is None else [column != 0]
 
@@ -178,7 +179,7 @@ def patient_page_query(
     if after is not None:
         query = query.where(t.patient_id > after)
     if not include_inactive:
-        query = query.where(*_active(t))
+        query = query.where(*active_only(t))
     return query
 
 
@@ -308,7 +309,7 @@ def search_query(t: R4Tables, text: str, limit: int = 20) -> Select[Any] | None:
     order = [c[n] for n in ("surname", "forename") if n in c] + [t.patient_id]
     return (
         _patient_select(t)
-        .where(*_active(t), *(_word_condition(t, w) for w in words))
+        .where(*active_only(t), *(_word_condition(t, w) for w in words))
         .order_by(*order)
         .limit(limit)
     )

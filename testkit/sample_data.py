@@ -365,3 +365,28 @@ def _join_keys(t: Any) -> list[Any]:
     if not t.mapping.person_table:
         return [t.patient_id]
     return [t.patients.c[t.mapping.patient_join]]
+
+
+def insert_appointments(engine: Engine, appointments: list[tuple[int, Any, bool]]) -> None:
+    """Write (R4 patient id, start, cancelled) rows into the mapped appointment book,
+    creating it if missing; the patient column gets whatever the mapping says it holds
+    (the id itself, or NG's Patient.RecordID of that patient)."""
+    from r4.appointments import appointments_table  # r4.database's tables: built once
+
+    t = r4_tables(engine)
+    m = t.mapping
+    book = appointments_table(t)
+    book.create(engine, checkfirst=True)
+    key = t.patients.c[m.appointment_patient_key or ""]
+    rows = []
+    with engine.connect() as conn:
+        for patient_id, starts_at, cancelled in appointments:
+            value = conn.execute(
+                select(key).select_from(t.source).where(t.id_equals(patient_id))
+            ).scalar_one()
+            row = {m.appointment_patient: value, m.appointment_start: starts_at}
+            if m.appointment_cancelled:
+                row[m.appointment_cancelled] = 1 if cancelled else 0
+            rows.append(row)
+    with engine.begin() as conn:
+        conn.execute(insert(book), rows)
