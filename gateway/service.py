@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import partial
 
 import sqlalchemy as sa
@@ -28,6 +28,7 @@ from gateway.fetch.submit import (
 from gateway.index.study_index import IndexedStudy, StudyIndex, StudyNotFound
 from gateway.practice.directory import PatientDirectory
 from gateway.practice.side import PracticeSide, id_rule
+from gateway.prefetch.day import PREFETCH_ACTOR, Planned, plan_day, prefetch_day
 from gateway.pushes.receiver import PushedStudies
 from gateway.pushes.recovery import recover_unmatched_pushes
 from gateway.review import AuditLog, PatientLinks, ReviewItem, ReviewQueue
@@ -217,12 +218,17 @@ class Gateway:
         idempotency: str | None = None,
         api_key_id: str = "",
         key_name: str | None = None,
+        priority: int = jobs.INTERACTIVE,
     ) -> tuple[jobs.Job, bool]:
         """Queue a fetch, or return the job already doing it (see gateway.fetch.submit).
 
         Raises UnknownPacs, IdempotencyConflict, PatientNotResolvable (all FetchRefused)."""
         return self.submitter.submit(
-            request, idempotency=idempotency, api_key_id=api_key_id, key_name=key_name
+            request,
+            idempotency=idempotency,
+            api_key_id=api_key_id,
+            key_name=key_name,
+            priority=priority,
         )
 
     def _submit_for_practice(
@@ -244,6 +250,19 @@ class Gateway:
         )
         self.access.submitted(PRACTICE_ACTOR, job.id, job.params)
         return job, created
+
+    def plan_prefetch(self, day: date) -> list[Planned]:
+        """Who comes in on `day` and what a prefetch fetches for each. Raises
+        PrefetchUnavailable."""
+        return plan_day(self.settings, self.practice.engine, day)
+
+    def prefetch(self, day: date) -> list[tuple[Planned, jobs.Job]]:
+        """Queue `day`'s prefetch as background fetches, audited as the prefetch's; each
+        patient with its job. Raises PrefetchUnavailable, FetchRefused."""
+        queued = prefetch_day(self.submit_fetch, self.plan_prefetch(day))
+        for _, job in queued:
+            self.access.submitted(PREFETCH_ACTOR, job.id, job.params)
+        return queued
 
     def resolve_review(self, item_id: int, r4_patient_id: int, actor: str) -> ReviewItem:
         """Staff decided whose study this is: remember the link and close the item, and the

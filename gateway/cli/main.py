@@ -8,7 +8,7 @@ import re
 import socket
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -31,6 +31,7 @@ from gateway.cli.windows_service import service_app
 from gateway.core.settings import CONFIG_ENV, Settings
 from gateway.fetch.request import FetchRequest
 from gateway.fetch.submit import FetchRefused
+from gateway.prefetch.day import PrefetchUnavailable
 from gateway.service import Gateway
 from pacs.echo import echo as c_echo
 from pacs.errors import PacsError
@@ -123,6 +124,49 @@ def find(
         print(json.dumps([_study_json(s) for s in studies], indent=2))
         return
     _print_studies(studies)
+
+
+@app.command()
+def prefetch(
+    config: ConfigOption = None,
+    day: Annotated[
+        str, typer.Option("--day", help="The appointment day, YYYY-MM-DD (default: tomorrow).")
+    ] = "",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list the patients; fetch nothing.")
+    ] = False,
+) -> None:
+    """Fetch, as background work, the recent studies of the patients of a day's appointments
+    in R4, kept until the day has passed; with --dry-run, only list who comes in."""
+    settings = load_settings(config)
+    when = _or_exit(lambda: date.fromisoformat(day) if day else date.today() + timedelta(days=1))
+    gateway = _or_exit(lambda: Gateway(settings))
+    try:
+        planned = gateway.plan_prefetch(when)
+    except PrefetchUnavailable as exc:
+        raise CliError(str(exc)) from None
+    console.print(f"{when:%a} {when.day} {when:%b %Y}: {len(planned)} patients with appointments")
+    for one in planned:
+        console.print(f"  {one.starts_at:%H:%M}  R4 patient {one.r4_patient_id}", markup=False)
+    if dry_run or not planned:
+        return
+    _or_exit(lambda: _dicom_port_free(settings))
+    gateway.start_for_one_fetch()
+    try:
+        try:
+            queued = gateway.prefetch(when)
+        except FetchRefused as exc:
+            raise CliError(str(exc)) from None
+        finished = [_follow(gateway, job.id, hidden=False) for _, job in queued]
+    finally:
+        gateway.stop()
+    ready = sum(1 for j in finished if j.state is jobs.JobState.SUCCEEDED)
+    console.print(f"{ready} of {len(finished)} patients ready.")
+    for (one, _), job in zip(queued, finished, strict=True):
+        if job.state is not jobs.JobState.SUCCEEDED:
+            console.print(f"  R4 patient {one.r4_patient_id}: {job.message}", markup=False)
+    if ready < len(finished):
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -111,6 +111,25 @@ class PacsSettings(BaseModel):
         )
 
 
+class PrefetchSettings(BaseModel):
+    """`[prefetch]`: what a pass fetches for the patients of a day's appointments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    years_back: int = Field(
+        5, ge=0, le=100, description="Studies of this many years before the appointment day."
+    )
+    modalities: list[str] = Field(
+        default_factory=list, description="Only these modalities (e.g. PX, IO, CT); empty: all."
+    )
+    keep_prefetched_days: int = Field(
+        7,
+        ge=0,
+        description="Prefetched studies are kept until the appointment day plus this many "
+        "days; then the storage limits treat them as any other study.",
+    )
+
+
 class R4Settings(R4Mapping):
     """`[r4]`: where R4 is and which tables and columns hold what (see `r4.mapping`)."""
 
@@ -336,6 +355,10 @@ class Settings(BaseSettings):
     r4: R4Settings = Field(
         default_factory=R4Settings,
         description="The R4 database and its table mapping: the `[r4]` table below.",
+    )
+    prefetch: PrefetchSettings = Field(
+        default_factory=PrefetchSettings,
+        description="Prefetch for appointments: the `[prefetch]` table below.",
     )
     r4_database_url: str | None = Field(
         None,

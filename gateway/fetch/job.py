@@ -8,7 +8,7 @@ the instances not yet in the store are requested again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import jobs
@@ -184,6 +184,8 @@ class FetchJob:
                 refresh=entry.refresh,
             )
             self._index(target.pacs_name, entry, result, ctx.id)
+            if target.request.keep_until is not None:
+                self.index.pin(entry.study_uid, _end_of(target.request.keep_until))
             self._tell_changes(ctx, result)
             entry.done = True
             entry.expected = entry.received = result.expected
@@ -241,6 +243,10 @@ class FetchJob:
             for i in result.instances
         }
         self.index.record_study(pacs_name, entry.study(), result.instances, sizes, job_id)
+
+
+def _end_of(day: date) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
 
 
 def _json(plan: list[PlanEntry]) -> list[dict[str, Any]]:

@@ -47,6 +47,11 @@ class FetchRequest(BaseModel):
         max_length=100,
         description="Only these studies (StudyInstanceUIDs), e.g. one a reviewer confirmed.",
     )
+    keep_until: date | None = Field(
+        None,
+        description="Keep the fetched studies at least until the end of this day (a prefetch "
+        "for an appointment): the storage limits do not remove them before.",
+    )
 
     @field_validator("pacs_patient_id", "r4_patient_id", "pacs")
     @classmethod
@@ -70,7 +75,8 @@ class FetchRequest(BaseModel):
         return self
 
     def dedupe_key(self, pacs_name: str) -> str:
-        """The same patient, range and modalities on the same PACS: one active job at a time."""
+        """The same patient, range and modalities on the same PACS: one active job at a time
+        (how long its studies are kept does not make another job)."""
         patient = (
             f"pacs:{self.pacs_patient_id}" if self.pacs_patient_id else f"r4:{self.r4_patient_id}"
         )
@@ -84,10 +90,15 @@ class FetchRequest(BaseModel):
         ]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
+    def as_json(self) -> dict[str, Any]:
+        """The request as JSON; `keep_until` only when set, so requests and job params of
+        earlier versions read the same."""
+        return self.model_dump(
+            mode="json", exclude={"keep_until"} if self.keep_until is None else None
+        )
+
     def fingerprint(self) -> str:
-        return hashlib.sha256(
-            json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        ).hexdigest()
+        return hashlib.sha256(json.dumps(self.as_json(), sort_keys=True).encode()).hexdigest()
 
 
 class KnowsPeers(Protocol):
@@ -123,7 +134,7 @@ class FetchTarget:
 
     def to_params(self) -> dict[str, Any]:
         # The request with `pacs` resolved: a job keeps its PACS when the default changes.
-        return {**self.request.model_dump(mode="json"), "pacs": self.pacs_name}
+        return {**self.request.as_json(), "pacs": self.pacs_name}
 
     def dedupe_key(self) -> str:
         return self.request.dedupe_key(self.pacs_name)

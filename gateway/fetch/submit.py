@@ -68,8 +68,10 @@ class FetchSubmitter:
         idempotency: str | None = None,
         api_key_id: str = "",
         key_name: str | None = None,
+        priority: int = jobs.INTERACTIVE,
     ) -> tuple[jobs.Job, bool]:
-        """Queue a fetch, or return the job already doing it.
+        """Queue a fetch, or return the job already doing it (at `priority`: jobs.BACKGROUND
+        for work nobody waits for).
 
         Raises UnknownPacs, IdempotencyConflict, PatientNotResolvable."""
         target = self._target(request)
@@ -89,6 +91,7 @@ class FetchSubmitter:
                 target.to_params(),
                 dedupe_key=target.dedupe_key(),
                 submitted_by=key_name,
+                priority=priority,
             )
         except BaseException:
             if claimed:

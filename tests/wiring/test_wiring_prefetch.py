@@ -1,0 +1,91 @@
+"""A day's prefetch from R4 appointments against the real Orthanc: the patients who come in
+have their studies fetched before their day, as background work, kept until the day has
+passed; cancelled appointments and other days are left alone; a second pass fetches nothing
+new; the CLI's dry run lists who comes in."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from orthanc_server import wait_until
+from typer.testing import CliRunner
+
+import jobs
+from gateway.cli.main import app
+from r4.database import create_r4_engine
+from r4.mapping import R4Mapping
+from testkit.sample_data import insert_appointments
+
+DAY = date(2026, 12, 8)
+BOOK = {"appointment_start": "StartTime", "appointment_cancelled": "Cancelled"}
+
+
+def _book(url: str) -> None:
+    engine = create_r4_engine(url, R4Mapping(**BOOK))
+    insert_appointments(
+        engine,
+        [
+            (1001, datetime(2026, 12, 8, 9, 30), False),
+            (1002, datetime(2026, 12, 8, 11, 0), True),  # cancelled
+            (1003, datetime(2026, 12, 9, 10, 0), False),  # another day
+        ],
+    )
+    engine.dispose()
+
+
+def test_the_day_s_patients_are_fetched_in_the_background_and_kept(
+    wired_gateway, orthanc_running, demo_catalog, demo_r4_url
+):
+    _book(demo_r4_url)
+    gateway = wired_gateway(orthanc_running, r4_url=demo_r4_url, r4=BOOK)
+
+    queued = gateway.prefetch(DAY)
+
+    assert [(p.r4_patient_id, p.starts_at) for p, _ in queued] == [
+        (1001, datetime(2026, 12, 8, 9, 30))
+    ]
+    ((planned, job),) = queued
+    assert job.priority == jobs.BACKGROUND
+    assert planned.request.date_from == date(2021, 12, 8)
+    finished = {s.value for s in jobs.FINISHED_STATES}
+    assert wait_until(lambda: gateway.jobs.get(job.id).state in finished, 120)
+    done = gateway.jobs.get(job.id)
+    assert done.state == "succeeded", done.message
+    # Five years back (years_back): the 2023 study, not the one of June 2021.
+    expected = {s.study_uid for s in demo_catalog.studies_for("R4-1001") if s.date >= "20211208"}
+    assert len(expected) == 1
+    fetched = {s.study_uid for s in gateway.index.patient_studies("R4-1001")}
+    assert fetched == expected
+    keep_until = datetime.combine(DAY + timedelta(days=8), datetime.min.time(), tzinfo=UTC)
+    for uid in expected:
+        pinned = gateway.index.study(uid).pinned_until
+        assert pinned.replace(tzinfo=UTC) == keep_until  # the day plus keep_prefetched_days
+    for other in ("R4-1002", "R4-1003"):
+        assert gateway.index.patient_studies(other) == []
+
+    files = sorted(gateway.node.store.root.glob("*/*/*.dcm"))
+    ((_, again),) = gateway.prefetch(DAY)
+    assert wait_until(lambda: gateway.jobs.get(again.id).state in finished, 120)
+    assert gateway.jobs.get(again.id).state == "succeeded"
+    assert sorted(gateway.node.store.root.glob("*/*/*.dcm")) == files  # nothing new
+
+
+def test_the_cli_dry_run_lists_who_comes_in(tmp_path, demo_r4_url, orthanc_running):
+    from gateway_testkit import gateway_settings
+    from serve_process import write_config
+
+    _book(demo_r4_url)
+    settings = gateway_settings(
+        tmp_path / "gw", 11112, orthanc_running, r4={"database_url": demo_r4_url, **BOOK}
+    )
+    config = write_config(tmp_path / "prefetch.toml", settings)
+
+    result = CliRunner().invoke(
+        app, ["prefetch", "--config", str(config), "--day", "2026-12-08", "--dry-run"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "Tue 8 Dec 2026: 1 patients with appointments",
+        "  09:30  R4 patient 1001",
+    ]
