@@ -24,6 +24,7 @@ from gateway.api import (
     routes_jobs,
     routes_links,
     routes_metrics,
+    routes_prefetch,
     routes_previews,
     routes_review,
     routes_studies,
@@ -85,7 +86,7 @@ def create_app(gateway: Gateway, *, keys: KeyStore | None = None) -> FastAPI:
 
     problems.install(app)
     errors.install(app)
-    for module in (routes_health, routes_metrics, routes_fetches, routes_jobs):
+    for module in (routes_health, routes_metrics, routes_fetches, routes_jobs, routes_prefetch):
         app.include_router(module.router, responses=_ERROR_RESPONSES)
     # Study responses carry the configured viewer links (see gateway.core.viewer_links).
     app.include_router(

@@ -28,7 +28,14 @@ from gateway.fetch.submit import (
 from gateway.index.study_index import IndexedStudy, StudyIndex, StudyNotFound
 from gateway.practice.directory import PatientDirectory
 from gateway.practice.side import PracticeSide, id_rule
-from gateway.prefetch.day import PREFETCH_ACTOR, Planned, plan_day, prefetch_day
+from gateway.prefetch.day import (
+    PREFETCH_ACTOR,
+    PatientDay,
+    Planned,
+    day_status,
+    plan_day,
+    prefetch_day,
+)
 from gateway.pushes.receiver import PushedStudies
 from gateway.pushes.recovery import recover_unmatched_pushes
 from gateway.review import AuditLog, PatientLinks, ReviewItem, ReviewQueue
@@ -263,6 +270,11 @@ class Gateway:
         for _, job in queued:
             self.access.submitted(PREFETCH_ACTOR, job.id, job.params)
         return queued
+
+    def prefetch_status(self, day: date) -> list[PatientDay]:
+        """Each patient of `day`'s appointments and where their prefetch stands. Raises
+        PrefetchUnavailable."""
+        return day_status(self.jobs, self.plan_prefetch(day))
 
     def resolve_review(self, item_id: int, r4_patient_id: int, actor: str) -> ReviewItem:
         """Staff decided whose study this is: remember the link and close the item, and the

@@ -158,6 +158,14 @@ def appointments_between(
     return sorted(seen.values(), key=lambda a: (a.starts_at, a.patient_id))
 
 
+def next_working_day(today: date) -> date:
+    """The day after `today`, Saturday and Sunday skipped (when a prefetch pass looks ahead)."""
+    day = today + timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
 def _key_type(t: R4Tables) -> TypeEngine[Any]:
     key = t.patients.c.get(t.mapping.appointment_patient_key or "")
     return key.type if key is not None else String()

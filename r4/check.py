@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -22,7 +22,7 @@ from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.sql import ClauseElement
 
-from r4.appointments import appointments_between
+from r4.appointments import appointments_between, next_working_day
 from r4.database import r4_tables
 from r4.mapping import R4Tables
 from r4.patients import (
@@ -263,13 +263,6 @@ def appointments_check(engine: Engine, t: R4Tables, today: date | None = None) -
     return CheckResult(
         name, True, f"{len(found)} patients with appointments on {day:%a} {day.day} {day:%b}"
     )
-
-
-def next_working_day(today: date) -> date:
-    day = today + timedelta(days=1)
-    while day.weekday() >= 5:  # Saturday, Sunday
-        day += timedelta(days=1)
-    return day
 
 
 def _table_types(engine: Engine, schema: str | None, table: str) -> dict[str, str] | None:

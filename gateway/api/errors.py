@@ -18,6 +18,7 @@ from gateway.api.problems import ApiProblem, problem_response
 from gateway.api.schemas import FieldError
 from gateway.fetch.submit import FetchRefused, IdempotencyConflict
 from gateway.index.study_index import StudyNotFound
+from gateway.prefetch.day import PrefetchUnavailable
 from gateway.review import (
     InvalidLinkFile,
     LinkConflict,
@@ -60,6 +61,7 @@ PROBLEMS: dict[type[Exception], ToProblem] = {
     ),
     InvalidLinkFile: _plain(422, "invalid-link-file"),
     StudyNotFound: _plain(404, "study-not-found"),
+    PrefetchUnavailable: _plain(422, "prefetch-unavailable"),
     KeysThrottled: lambda exc: ApiProblem(
         429, str(exc), kind="too-many-wrong-keys", headers={"Retry-After": str(exc.retry_after)}
     ),

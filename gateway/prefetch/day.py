@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import Engine
 
@@ -70,6 +71,71 @@ def plan_day(settings: Settings, r4: Engine | None, day: date) -> list[Planned]:
         )
         for a in appointments
     ]
+
+
+class PatientState(StrEnum):
+    WAITING = "waiting"  # no prefetch asked for yet
+    FETCHING = "fetching"
+    READY = "ready"
+    NEEDS_REVIEW = "needs_review"
+    NOT_FETCHED = "not_fetched"
+
+
+_STATE_OF_JOB = {
+    jobs.JobState.QUEUED: PatientState.FETCHING,
+    jobs.JobState.RUNNING: PatientState.FETCHING,
+    jobs.JobState.WAITING_RETRY: PatientState.FETCHING,
+    jobs.JobState.SUCCEEDED: PatientState.READY,
+    jobs.JobState.NEEDS_REVIEW: PatientState.NEEDS_REVIEW,
+    jobs.JobState.FAILED: PatientState.NOT_FETCHED,
+    jobs.JobState.CANCELLED: PatientState.NOT_FETCHED,
+}
+
+
+@dataclass(frozen=True)
+class PatientDay:
+    """One patient of a day, and where their prefetch stands."""
+
+    planned: Planned
+    state: PatientState
+    job: jobs.Job | None
+
+
+def day_status(job_store: jobs.JobStore, planned: list[Planned]) -> list[PatientDay]:
+    """Each planned patient with the newest prefetch job for that day (found by the job's
+    patient and keep-until date), or none yet."""
+    days = []
+    for one in planned:
+        found = job_store.list(
+            kind="fetch",
+            params_match={
+                "r4_patient_id": one.request.r4_patient_id or "",
+                "keep_until": str(one.request.keep_until),
+            },
+            limit=1,
+        )
+        job = found[0] if found else None
+        state = PatientState.WAITING if job is None else _STATE_OF_JOB[job.state]
+        days.append(PatientDay(one, state, job))
+    return days
+
+
+def summary(day: date, days: list[PatientDay]) -> str:
+    """ "Tue 8 Dec: 38 patients — 35 ready, 2 need review, 1 could not be fetched"."""
+    counts = {state: sum(1 for d in days if d.state is state) for state in PatientState}
+    parts = [
+        f"{counts[state]} {words}"
+        for state, words in (
+            (PatientState.READY, "ready"),
+            (PatientState.FETCHING, "being fetched"),
+            (PatientState.NEEDS_REVIEW, "need review"),
+            (PatientState.NOT_FETCHED, "could not be fetched"),
+            (PatientState.WAITING, "not asked for yet"),
+        )
+        if counts[state]
+    ]
+    head = f"{day:%a} {day.day} {day:%b}: {len(days)} patient{'s' if len(days) != 1 else ''}"
+    return f"{head} \N{EM DASH} {', '.join(parts)}" if parts else head
 
 
 def prefetch_day(submit: Submit, planned: list[Planned]) -> list[tuple[Planned, jobs.Job]]:

@@ -15,6 +15,7 @@ from gateway.web import (
     pages_jobs,
     pages_login,
     pages_look,
+    pages_prefetch,
     pages_review,
 )
 from gateway.web.review_access import may_manage_studies, may_review
@@ -31,6 +32,7 @@ ROUTERS = (
     pages_jobs.router,
     pages_review.router,
     pages_look.router,
+    pages_prefetch.router,
     pages_jobs.legacy_router,
     pages_home.fallthrough,  # last: the 404 page for other addresses under /ui
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -11,9 +12,11 @@ from fastapi.responses import HTMLResponse, Response
 from gateway.api.auth import Permission
 from gateway.service import Gateway
 from gateway.web.fallback_page import document_parts, last_reached
+from gateway.web.pages_prefetch import day_line
 from gateway.web.review_access import review_count
 from gateway.web.session import PAGES, PageUser, current_user, permitted
 from gateway.web.templating import PageNotFound, page
+from r4.appointments import next_working_day
 
 router = APIRouter(prefix=PAGES, include_in_schema=False)
 # Included after every other page router: an unknown address under /ui gets a 404 page
@@ -50,6 +53,7 @@ def dashboard(request: Request, user: Annotated[PageUser, Depends(reader)]) -> R
             "all_ok": all(c.ok for c in checks),
             "counts": [(state.value, n) for state, n in counts.items()],
             "review_open": review_count(gateway),
+            "next_day": day_line(gateway, next_working_day(date.today())),
         },
     )
 

@@ -5,12 +5,16 @@ new; the CLI's dry run lists who comes in."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
+from html import unescape
 
+from fastapi.testclient import TestClient
 from orthanc_server import wait_until
 from typer.testing import CliRunner
 
 import jobs
+from gateway.app import create_app
 from gateway.cli.main import app
 from r4.database import create_r4_engine
 from r4.mapping import R4Mapping
@@ -89,3 +93,37 @@ def test_the_cli_dry_run_lists_who_comes_in(tmp_path, demo_r4_url, orthanc_runni
         "Tue 8 Dec 2026: 1 patients with appointments",
         "  09:30  R4 patient 1001",
     ]
+
+
+def test_the_api_and_the_page_show_the_day(wired_gateway, orthanc_running, demo_r4_url):
+    _book(demo_r4_url)
+    gateway = wired_gateway(orthanc_running, r4_url=demo_r4_url, r4=BOOK)
+    client = TestClient(create_app(gateway), follow_redirects=False)  # started already
+    _, service = client.app.state.keys.create("flynotes", "service")
+    _, clinician = client.app.state.keys.create("front-desk", "clinician")
+    headers = {"Authorization": f"Bearer {service}"}
+
+    before = client.get("/api/v1/prefetch", params={"day": "2026-12-08"}, headers=headers)
+    assert before.status_code == 200, before.text
+    assert before.json()["summary"] == "Tue 8 Dec: 1 patient \N{EM DASH} 1 not asked for yet"
+    refused = client.post(
+        "/api/v1/prefetch/runs",
+        json={"day": "2026-12-08"},
+        headers={"Authorization": f"Bearer {clinician}"},
+    )
+    assert refused.status_code == 403
+    started = client.post("/api/v1/prefetch/runs", json={"day": "2026-12-08"}, headers=headers)
+    assert started.status_code == 202
+    (patient,) = started.json()["patients"]
+    assert patient["r4_patient_id"] == 1001 and patient["job_id"]
+
+    def ready() -> bool:
+        day = client.get("/api/v1/prefetch", params={"day": "2026-12-08"}, headers=headers)
+        return day.json()["patients"][0]["state"] == "ready"
+
+    assert wait_until(ready, 120)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/ui/login").text)[1]
+    client.post("/ui/login", data={"csrf_token": token, "api_key": clinician})
+    html = unescape(client.get("/ui/prefetch", params={"day": "2026-12-08"}).text)
+    assert "Tue 8 Dec: 1 patient \N{EM DASH} 1 ready" in html
+    assert "09:30" in html and "Müller" in html
