@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 
 import sqlalchemy as sa
@@ -31,11 +32,14 @@ from gateway.practice.side import PracticeSide, id_rule
 from gateway.prefetch.day import (
     PREFETCH_ACTOR,
     PatientDay,
+    PatientState,
     Planned,
+    PrefetchUnavailable,
     day_status,
     plan_day,
     prefetch_day,
 )
+from gateway.prefetch.schedule import PrefetchSchedule
 from gateway.pushes.receiver import PushedStudies
 from gateway.pushes.recovery import recover_unmatched_pushes
 from gateway.review import AuditLog, PatientLinks, ReviewItem, ReviewQueue
@@ -58,6 +62,8 @@ __all__ = [
     "Readiness",
     "UnknownPacs",
 ]
+
+log = logging.getLogger(__name__)
 
 # Who the audit trail names for a fetch the practice side's command queue asked for.
 PRACTICE_ACTOR = "sqs:fetch-studies"
@@ -155,6 +161,12 @@ class Gateway:
             settings, self.node.store, self.index, self.patients, self.review, self.audit
         )
         self.pushes.listen(self.node.scp)
+        # Prefetch by itself in `serve` ([prefetch] enabled): started with the rest.
+        self.prefetch_schedule = (
+            PrefetchSchedule(settings.prefetch, self.prefetch)
+            if settings.prefetch.enabled
+            else None
+        )
         self.pool: jobs.WorkerPool | None = None
         self._workers = settings.workers
 
@@ -168,6 +180,7 @@ class Gateway:
         self._workers = self.settings.workers if workers is None else workers
         self.resume()
         self.practice.start()
+        self._start_prefetch()
 
     def start_for_one_fetch(self) -> None:
         """What the CLI's `fetch` needs of `start`: receiving, and one worker. Not the practice
@@ -180,6 +193,8 @@ class Gateway:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking commands, finish or release claimed jobs, then stop receiving."""
+        if self.prefetch_schedule is not None:
+            self.prefetch_schedule.stop(timeout)
         self.practice.stop(timeout)
         self.drain(timeout)
         self.node.stop()
@@ -192,6 +207,16 @@ class Gateway:
         if self.pool is not None:
             self.pool.stop(timeout)
             self.pool = None
+
+    def _start_prefetch(self) -> None:
+        if self.prefetch_schedule is None:
+            return
+        try:
+            self.plan_prefetch(date.today())
+        except PrefetchUnavailable as exc:
+            log.warning("[prefetch] is enabled but cannot run: %s", exc)
+            return
+        self.prefetch_schedule.start()
 
     def _active_studies(self) -> set[str]:
         """The studies active fetch jobs plan to fetch or are fetching: never removed."""
@@ -263,10 +288,22 @@ class Gateway:
         PrefetchUnavailable."""
         return plan_day(self.settings, self.practice.engine, day)
 
-    def prefetch(self, day: date) -> list[tuple[Planned, jobs.Job]]:
+    def prefetch(
+        self, day: date, *, starting_by: datetime | None = None
+    ) -> list[tuple[Planned, jobs.Job]]:
         """Queue `day`'s prefetch as background fetches, audited as the prefetch's; each
-        patient with its job. Raises PrefetchUnavailable, FetchRefused."""
-        queued = prefetch_day(self.submit_fetch, self.plan_prefetch(day))
+        patient with its job. With `starting_by` (the rolling pass): only appointments
+        starting by then whose patient has no prefetch for the day yet.
+
+        Raises PrefetchUnavailable, FetchRefused."""
+        planned = self.plan_prefetch(day)
+        if starting_by is not None:
+            planned = [
+                d.planned
+                for d in day_status(self.jobs, planned)
+                if d.state is PatientState.WAITING and d.planned.starts_at <= starting_by
+            ]
+        queued = prefetch_day(self.submit_fetch, planned)
         for _, job in queued:
             self.access.submitted(PREFETCH_ACTOR, job.id, job.params)
         return queued

@@ -7,6 +7,7 @@ Every setting is documented in docs/configuration.md.
 from __future__ import annotations
 
 import os
+from datetime import time
 from pathlib import Path
 from typing import Literal
 
@@ -116,6 +117,27 @@ class PrefetchSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    enabled: bool = Field(
+        False,
+        description="Run prefetch by itself in `serve`: the evening pass at `run_at` and the "
+        "rolling pass for appointments coming up (needs [r4] with the appointment book).",
+    )
+    run_at: time = Field(
+        time(18, 0),
+        description="Local time of the evening pass, for the next working day's appointments.",
+    )
+    ahead_minutes: int = Field(
+        120,
+        ge=0,
+        le=24 * 60,
+        description="The rolling pass (every 15 minutes) fetches for today's appointments "
+        "starting within this many minutes whose patient has no prefetch yet (booked today).",
+    )
+    on_patient_sync: bool = Field(
+        False,
+        description="A Flynotes `patient-sync` (sent as a patient's screen opens) also queues "
+        "a fetch of that patient's recent studies, at a person's priority.",
+    )
     years_back: int = Field(
         5, ge=0, le=100, description="Studies of this many years before the appointment day."
     )

@@ -16,6 +16,8 @@ from typer.testing import CliRunner
 import jobs
 from gateway.app import create_app
 from gateway.cli.main import app
+from gateway.core.settings import CONFIG_ENV
+from gateway.prefetch.schedule import PrefetchSchedule
 from r4.database import create_r4_engine
 from r4.mapping import R4Mapping
 from testkit.sample_data import insert_appointments
@@ -74,7 +76,11 @@ def test_the_day_s_patients_are_fetched_in_the_background_and_kept(
     assert sorted(gateway.node.store.root.glob("*/*/*.dcm")) == files  # nothing new
 
 
-def test_the_cli_dry_run_lists_who_comes_in(tmp_path, demo_r4_url, orthanc_running):
+def test_the_cli_dry_run_lists_who_comes_in(tmp_path, demo_r4_url, orthanc_running, monkeypatch):
+    # `--config` sets PACS_GATEWAY_CONFIG in this process; the next test's Settings would
+    # read that file too. setenv first, so teardown restores the variable's absence.
+    monkeypatch.setenv(CONFIG_ENV, "")
+    monkeypatch.delenv(CONFIG_ENV)
     from gateway_testkit import gateway_settings
     from serve_process import write_config
 
@@ -127,3 +133,35 @@ def test_the_api_and_the_page_show_the_day(wired_gateway, orthanc_running, demo_
     html = unescape(client.get("/ui/prefetch", params={"day": "2026-12-08"}).text)
     assert "Tue 8 Dec: 1 patient \N{EM DASH} 1 ready" in html
     assert "09:30" in html and "Müller" in html
+
+
+def test_the_schedule_runs_the_evening_pass_once_and_the_rolling_pass_for_late_bookings(
+    wired_gateway, orthanc_running, demo_r4_url
+):
+    _book(demo_r4_url)
+    gateway = wired_gateway(orthanc_running, r4_url=demo_r4_url, r4=BOOK)
+    now = [datetime(2026, 12, 7, 17, 59)]  # Monday evening, before run_at (18:00)
+    schedule = PrefetchSchedule(gateway.settings.prefetch, gateway.prefetch, clock=lambda: now[0])
+
+    assert schedule.run_once() == ["rolling"]  # nothing for Monday: no new job
+    assert gateway.jobs.list(kind="fetch") == []
+    now[0] = datetime(2026, 12, 7, 18, 0)
+    assert schedule.run_once() == ["evening", "rolling"]
+    (evening,) = gateway.jobs.list(kind="fetch")
+    assert evening.params["r4_patient_id"] == "1001"  # Tuesday's patient
+    now[0] = datetime(2026, 12, 7, 18, 15)
+    assert schedule.run_once() == ["rolling"]  # the evening pass ran today already
+    assert len(gateway.jobs.list(kind="fetch")) == 1
+
+    # Tuesday morning: someone booked for 10:30 today, after the evening pass.
+    engine = create_r4_engine(demo_r4_url, R4Mapping(**BOOK))
+    insert_appointments(engine, [(1004, datetime(2026, 12, 8, 10, 30), False)])
+    engine.dispose()
+    now[0] = datetime(2026, 12, 8, 7, 0)  # 10:30 is more than ahead_minutes (120) away
+    schedule.run_once()
+    assert {j.params["r4_patient_id"] for j in gateway.jobs.list(kind="fetch")} == {"1001"}
+    now[0] = datetime(2026, 12, 8, 8, 45)
+    schedule.run_once()
+    jobs_now = gateway.jobs.list(kind="fetch")
+    assert {j.params["r4_patient_id"] for j in jobs_now} == {"1001", "1004"}
+    assert all(j.priority == jobs.BACKGROUND for j in jobs_now)
