@@ -38,6 +38,7 @@ from gateway.prefetch.day import (
     day_status,
     plan_day,
     prefetch_day,
+    recent_studies,
 )
 from gateway.prefetch.schedule import PrefetchSchedule
 from gateway.pushes.receiver import PushedStudies
@@ -111,7 +112,11 @@ class Gateway:
         # R4, Flynotes, Rollbar: each part off unless configured. With R4, fetches may name
         # an R4 patient.
         self.practice = PracticeSide(
-            settings, submit_fetch=self._submit_for_practice, drain=self.drain, resume=self.resume
+            settings,
+            submit_fetch=self._submit_for_practice,
+            drain=self.drain,
+            resume=self.resume,
+            fetch_recent=self._fetch_recent,
         )
         # What staff decide: the review queue, remembered links (read first by the matcher),
         # and the audit trail of both.
@@ -312,6 +317,14 @@ class Gateway:
         """Each patient of `day`'s appointments and where their prefetch stands. Raises
         PrefetchUnavailable."""
         return day_status(self.jobs, self.plan_prefetch(day))
+
+    def _fetch_recent(self, r4_patient_id: int) -> jobs.Job:
+        """A patient's screen opens in Flynotes (`patient-sync`): their recent studies, at a
+        person's priority, as the prefetch rules choose them."""
+        request = recent_studies(self.settings, r4_patient_id, date.today())
+        job, _ = self.submit_fetch(request, key_name=PRACTICE_ACTOR)
+        self.access.submitted(PRACTICE_ACTOR, job.id, job.params)
+        return job
 
     def resolve_review(self, item_id: int, r4_patient_id: int, actor: str) -> ReviewItem:
         """Staff decided whose study this is: remember the link and close the item, and the

@@ -86,11 +86,14 @@ class PracticeCommandHandler:
     restart: Callable[[str | None], None] = _raise_restart
     upload_batch_size: int = DEFAULT_UPLOAD_BATCH_SIZE
     stop: threading.Event | None = None
+    # A patient's screen is about to open in Flynotes: the gateway may fetch their studies.
+    on_patient_sync: Callable[[int], object] | None = None
 
     def __call__(self, command: Command) -> None:
         match command:
             case PatientSync(patient_id=patient_id):
                 sync_patient(self.engine, self.flynotes, patient_id)
+                self._patient_seen(patient_id)
             case BulkUploadPatients():
                 bulk_upload_patients(
                     self.engine, self.flynotes, batch_size=self.upload_batch_size, stop=self.stop
@@ -119,3 +122,13 @@ class PracticeCommandHandler:
                     level="info",
                     extra={"answers": answers},
                 )
+
+    def _patient_seen(self, patient_id: int) -> None:
+        if self.on_patient_sync is None:
+            return
+        try:
+            self.on_patient_sync(patient_id)
+        except Exception as exc:
+            # The sync is done; the fetch it cued is a convenience, so the message is not
+            # kept for it. No patient id in the line.
+            log.error("patient-sync: queuing a fetch failed: %s", type(exc).__name__)

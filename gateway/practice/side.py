@@ -78,9 +78,13 @@ class PracticeSide:
         submit_fetch: SubmitFetch,
         drain: Callable[[float], None],
         resume: Callable[[], None],
+        fetch_recent: Callable[[int], object] | None = None,
     ) -> None:
+        """`fetch_recent`: with [prefetch] on_patient_sync, a `patient-sync` queues a fetch
+        of that R4 patient's recent studies through it."""
         self.settings = settings
         self._submit_fetch = submit_fetch
+        self._fetch_recent = fetch_recent if settings.prefetch.on_patient_sync else None
         self._drain_workers = drain
         self._resume_workers = resume
         url = settings.r4_url()
@@ -177,6 +181,7 @@ class PracticeSide:
             reporter=reporter,
             upload_batch_size=self.settings.upload_batch_size,
             stop=self._stop,
+            on_patient_sync=self._fetch_recent,
         )
 
     def _tasks(self, flynotes: FlynotesClient) -> list[Task]:

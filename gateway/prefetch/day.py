@@ -54,23 +54,27 @@ def plan_day(settings: Settings, r4: Engine | None, day: date) -> list[Planned]:
         appointments = appointments_between(r4, day, day)
     except LookupError as exc:  # AppointmentsNotMapped: its sentence says what to set
         raise PrefetchUnavailable(str(exc)) from None
-    rules = settings.prefetch
-    first = _years_before(day, rules.years_back)
-    keep = day + timedelta(days=rules.keep_prefetched_days)
+    keep = day + timedelta(days=settings.prefetch.keep_prefetched_days)
     return [
         Planned(
             a.patient_id,
             a.starts_at,
-            FetchRequest(
-                r4_patient_id=str(a.patient_id),
-                date_from=first,
-                date_to=day,
-                modalities=list(rules.modalities),
-                keep_until=keep,
-            ),
+            recent_studies(settings, a.patient_id, day).model_copy(update={"keep_until": keep}),
         )
         for a in appointments
     ]
+
+
+def recent_studies(settings: Settings, r4_patient_id: int, day: date) -> FetchRequest:
+    """The fetch of a patient's studies of the `years_back` years up to `day`, of the
+    prefetch's modalities."""
+    rules = settings.prefetch
+    return FetchRequest(
+        r4_patient_id=str(r4_patient_id),
+        date_from=_years_before(day, rules.years_back),
+        date_to=day,
+        modalities=list(rules.modalities),
+    )
 
 
 class PatientState(StrEnum):

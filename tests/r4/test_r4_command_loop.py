@@ -99,6 +99,28 @@ def test_patient_sync(h):
     assert body["id"] == patient_id and "medical_history" in body
 
 
+def test_patient_sync_cues_a_fetch_and_a_failing_one_keeps_nothing(h, caplog):
+    patient_id = _some_patient(h)
+    cued: list[int] = []
+    h.handler.on_patient_sync = cued.append
+    with h.running():
+        h.queues.send({"type": "patient-sync", "patientId": patient_id})
+        assert wait_until(lambda: cued == [patient_id])
+        assert wait_until(h.queue_empty)
+
+    def broken(_patient_id: int) -> None:
+        raise RuntimeError(f"no PACS for {_patient_id}")
+
+    h.handler.on_patient_sync = broken
+    h.stop.clear()
+    with h.running():
+        h.queues.send({"type": "patient-sync", "patientId": patient_id})
+        assert wait_until(lambda: "queuing a fetch failed: RuntimeError" in caplog.text)
+        assert wait_until(h.queue_empty)  # the sync is done: the message is not kept
+    (line,) = [r.getMessage() for r in caplog.records if "queuing a fetch" in r.getMessage()]
+    assert line == "patient-sync: queuing a fetch failed: RuntimeError"  # no patient id
+
+
 def test_bulk_upload(h):
     with h.running():
         h.queues.send({"type": "bulk-upload-patients"})
