@@ -131,10 +131,13 @@ class WorkerPool:
             self._wake.clear()
             if self._stopping.is_set():
                 break
+            # While a person's job runs here, background work waits (it would share the
+            # PACS, the disk and the processor with it): only interactive jobs are taken.
+            most = max_priority
+            if most is None and self._interactive_running():
+                most = INTERACTIVE
             try:
-                job = self._store.claim(
-                    worker_id, kinds, self._lease_seconds, max_priority=max_priority
-                )
+                job = self._store.claim(worker_id, kinds, self._lease_seconds, max_priority=most)
             except Exception:
                 log.exception(
                     "%s: claiming failed; trying again in %s s", worker_id, self._poll_interval
@@ -154,6 +157,10 @@ class WorkerPool:
             finally:
                 with self._lock:
                     self._running.pop(job.id, None)
+
+    def _interactive_running(self) -> bool:
+        with self._lock:
+            return any(r.ctx.job.priority <= INTERACTIVE for r in self._running.values())
 
     def _attempt(self, job: Job, ctx: JobContext) -> None:
         store, worker_id = self._store, ctx.worker_id

@@ -297,3 +297,41 @@ def test_a_person_s_job_starts_while_background_work_fills_the_other_workers(sto
         release.set()
     for job in backlog:
         wait_for(finished(store, job.id), what="the backlog done")
+
+
+def test_background_work_waits_while_a_person_s_job_runs(store, make_pool):
+    release = threading.Event()
+    started: list[str] = []
+
+    def handler(ctx: JobContext) -> None:
+        started.append(ctx.params["name"])
+        if ctx.params["name"] == "asked":
+            release.wait(10)
+
+    claims: list[int | None] = []
+    claim = store.claim
+
+    def counted(*args: Any, **kwargs: Any) -> Job | None:
+        claims.append(kwargs.get("max_priority"))
+        return claim(*args, **kwargs)
+
+    store.claim = counted  # type: ignore[method-assign]
+    # Three workers, one kept for interactive work: a worker that could take background
+    # work is free whichever one took the person's job.
+    make_pool({"fetch": handler}, workers=3)
+    store.submit("fetch", {"name": "asked"})
+    wait_for(lambda: started == ["asked"], what="the interactive job running")
+    # Every worker has looked again since it started (a look decided before it started
+    # would not know of it).
+    since = len(claims)
+    wait_for(lambda: len(claims) >= since + 6, what="the workers looking again")
+    later, _ = store.submit("fetch", {"name": "prefetch"}, priority=BACKGROUND)
+    looked = len(claims)
+    try:
+        # Both workers look several times meanwhile, and leave the background job.
+        wait_for(lambda: len(claims) >= looked + 6, what="the workers looking again")
+        assert store.get(later.id).state == JobState.QUEUED
+    finally:
+        release.set()
+    wait_for(finished(store, later.id), what="the background job after it")
+    assert started == ["asked", "prefetch"]
