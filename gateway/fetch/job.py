@@ -166,10 +166,17 @@ class FetchJob:
         if not plan:
             ctx.set_summary("No study matches this patient and date range on the PACS.")
             return
+        # When the images are all here already (a prefetch brought them), the summary says
+        # since when: the earliest indexing of the plan's studies before this job's.
+        earlier: list[datetime] = []
+        brought = 0
         for number, entry in enumerate(plan, start=1):
             if entry.done:
                 continue
             ctx.raise_if_cancelled()
+            before = self.index.study(entry.study_uid)
+            if before is not None:
+                earlier.append(before.fetched_at)
             self._make_room(plan, entry)
             result = self.node.retriever.fetch_study(
                 target.peer,
@@ -183,6 +190,7 @@ class FetchJob:
                 patient=entry.patient(),
                 refresh=entry.refresh,
             )
+            brought += result.received_now
             self._index(target.pacs_name, entry, result, ctx.id)
             if target.request.keep_until is not None:
                 self.index.pin(entry.study_uid, _end_of(target.request.keep_until))
@@ -195,6 +203,14 @@ class FetchJob:
         summary = (
             f"Fetched {_count(len(plan), 'study', 'studies')}, {_count(images, 'image', 'images')}."
         )
+        if not brought and earlier and len(earlier) == len(plan):
+            since = min(earlier)
+            since = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone()
+            summary = (
+                f"Ready: {_count(len(plan), 'study', 'studies')} "
+                f"({_count(images, 'image', 'images')}) already here, fetched on "
+                f"{since.day} {since:%b %Y} at {since:%H:%M}."
+            )
         ctx.set_summary(f"{summary} {awaiting_review(in_review)}" if in_review else summary)
 
     def _make_room(self, plan: list[PlanEntry], entry: PlanEntry) -> None:

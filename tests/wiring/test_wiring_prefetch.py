@@ -74,6 +74,11 @@ def test_the_day_s_patients_are_fetched_in_the_background_and_kept(
     assert wait_until(lambda: gateway.jobs.get(again.id).state in finished, 120)
     assert gateway.jobs.get(again.id).state == "succeeded"
     assert sorted(gateway.node.store.root.glob("*/*/*.dcm")) == files  # nothing new
+    # The clinician's fetch the next morning finds everything here, and says since when.
+    (asked, _) = gateway.submit_fetch(planned.request.model_copy(update={"keep_until": None}))
+    assert wait_until(lambda: gateway.jobs.get(asked.id).state in finished, 120)
+    message = gateway.jobs.get(asked.id).message
+    assert message.startswith("Ready: 1 study (1 image) already here, fetched on ")
 
 
 def test_the_cli_dry_run_lists_who_comes_in(tmp_path, demo_r4_url, orthanc_running, monkeypatch):
