@@ -22,7 +22,7 @@ from gateway.api.access_deps import study_view
 from gateway.api.auth import Permission, require
 from gateway.api.deps import GatewayDep
 from gateway.api.problems import ApiProblem
-from gateway.api.routes_studies import UID_PATTERN
+from gateway.api.routes_studies import UID_PATTERN, StudyUid
 from gateway.api.schemas import API
 from gateway.index.catalog import Catalog, StoredFile, series_of
 from gateway.service import Gateway
@@ -45,9 +45,6 @@ log = logging.getLogger("gateway.api.previews")
 UNAVAILABLE_HEADER = "X-Preview-Unavailable"
 PNG = "image/png"
 
-StudyUid = Annotated[
-    str, Path(max_length=64, pattern=UID_PATTERN, description="Study Instance UID.")
-]
 SeriesUid = Annotated[
     str, Path(max_length=64, pattern=UID_PATTERN, description="Series Instance UID.")
 ]

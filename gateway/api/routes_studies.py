@@ -24,6 +24,9 @@ _READ = [Depends(require(Permission.READ))]
 
 # DICOM UID: dot-separated numbers, no leading zeros, at most 64 characters (PS3.5 9.1).
 UID_PATTERN = r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+$"
+StudyUid = Annotated[
+    str, Path(max_length=64, pattern=UID_PATTERN, description="Study Instance UID.")
+]
 
 
 @router.get(
@@ -52,9 +55,7 @@ def patient_studies(
     dependencies=[*_READ, Depends(study_view("view.study"))],
 )
 def get_study(
-    study_uid: Annotated[
-        str, Path(max_length=64, pattern=UID_PATTERN, description="Study Instance UID.")
-    ],
+    study_uid: StudyUid,
     gateway: GatewayDep,
 ) -> StudyOut:
     found = gateway.index.study(study_uid)
@@ -74,9 +75,7 @@ def get_study(
     responses={404: {"description": "The gateway has no study with this UID."}},
 )
 def remove_study(
-    study_uid: Annotated[
-        str, Path(max_length=64, pattern=UID_PATTERN, description="Study Instance UID.")
-    ],
+    study_uid: StudyUid,
     body: RemoveStudyRequest,
     gateway: GatewayDep,
     key: Annotated[ApiKey, Depends(require(Permission.MANAGE_STUDIES))],
@@ -94,9 +93,7 @@ def remove_study(
     responses={404: {"description": "The gateway has no study with this UID."}},
 )
 def keep_study(
-    study_uid: Annotated[
-        str, Path(max_length=64, pattern=UID_PATTERN, description="Study Instance UID.")
-    ],
+    study_uid: StudyUid,
     body: KeepStudyRequest,
     gateway: GatewayDep,
     key: Annotated[ApiKey, Depends(require(Permission.MANAGE_STUDIES))],

@@ -8,15 +8,12 @@ schedule may queue the same patient: the fetch's dedupe key joins them into one 
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
+from gateway.core.periodic import Periodic
 from gateway.core.settings import PrefetchSettings
 from r4.appointments import next_working_day
-
-log = logging.getLogger(__name__)
 
 ROLLING_SECONDS = 900.0
 
@@ -36,21 +33,14 @@ class PrefetchSchedule:
         self.rules = rules
         self.prefetch = prefetch
         self._clock = clock
-        self.every = every
         self._evening_done: date | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = Periodic("prefetch-schedule", every, self.run_once)
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="prefetch-schedule", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._thread.stop(timeout)
 
     def run_once(self) -> list[str]:
         """The passes due now, by name ("evening", "rolling")."""
@@ -64,12 +54,3 @@ class PrefetchSchedule:
             self.prefetch(now.date(), starting_by=now + timedelta(minutes=self.rules.ahead_minutes))
             ran.append("rolling")
         return ran
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.run_once()
-            except Exception:  # R4 or the PACS away: the next pass tries again
-                log.exception("prefetch pass failed; trying again in %.0f s", self.every)
-            if self._stop.wait(self.every):
-                return

@@ -5,7 +5,6 @@ gateway runs: at start, then every `every` seconds (fetches check again before e
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +12,7 @@ import sqlalchemy as sa
 
 import jobs
 from gateway.core.models import idempotency_key
+from gateway.core.periodic import Periodic
 from gateway.storage.retention import Retention
 
 log = logging.getLogger(__name__)
@@ -37,21 +37,14 @@ class Keeper:
         self.job_store = job_store
         self.engine = engine
         self.keep_jobs = keep_jobs
-        self.every = every
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = Periodic("storage-keeper", every, self.run_once)
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="storage-keeper", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._thread.stop(timeout)
 
     def run_once(self) -> tuple[int, int]:
         """(studies removed, jobs deleted)."""
@@ -66,15 +59,6 @@ class Keeper:
         if pruned >= COMPACT_AFTER:
             _compact(self.engine)
         return removed, pruned
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self.run_once()
-            except Exception:  # a bad pass must not end the thread; the next one tries again
-                log.exception("storage keeping failed; trying again in %.0f s", self.every)
-            if self._stop.wait(self.every):
-                return
 
 
 def _compact(engine: sa.Engine) -> None:

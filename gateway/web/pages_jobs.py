@@ -185,10 +185,7 @@ async def remove_study(
     form: Annotated[FormData, Depends(checked_form)],
 ) -> Response:
     """Staff take a wrongly filed study out of the gateway, from the job page showing it."""
-    job_id = str(form.get("job_id") or "")
-    back = f"{PAGES}/jobs/{job_id}" if _JOB_ID.match(job_id) else f"{PAGES}/jobs"
-    if not (len(study_uid) <= 64 and _UID.match(study_uid)):
-        raise PageNotFound("There is no study at this address.")
+    back = _back_to_job(study_uid, form)
     reason = str(form.get("reason") or "").strip()
     try:
         await run_in_threadpool(_gateway(request).remove_study, study_uid, reason, user.name)
@@ -215,10 +212,7 @@ async def keep_study(
     form: Annotated[FormData, Depends(checked_form)],
 ) -> Response:
     """Staff mark a study to be kept whatever the storage limits say, or no longer."""
-    job_id = str(form.get("job_id") or "")
-    back = f"{PAGES}/jobs/{job_id}" if _JOB_ID.match(job_id) else f"{PAGES}/jobs"
-    if not (len(study_uid) <= 64 and _UID.match(study_uid)):
-        raise PageNotFound("There is no study at this address.")
+    back = _back_to_job(study_uid, form)
     keep = form.get("keep") == "1"
     try:
         await run_in_threadpool(_gateway(request).keep_study, study_uid, keep, user.name)
@@ -257,6 +251,14 @@ async def series_image(
         series_uid=series_uid,
     )
     return await serve_preview(request, _gateway(request), study_uid, series_uid, kind)  # type: ignore[arg-type]
+
+
+def _back_to_job(study_uid: str, form: FormData) -> str:
+    """Where a study's button on a job page returns to; PageNotFound for a malformed UID."""
+    if not (len(study_uid) <= 64 and _UID.match(study_uid)):
+        raise PageNotFound("There is no study at this address.")
+    job_id = str(form.get("job_id") or "")
+    return f"{PAGES}/jobs/{job_id}" if _JOB_ID.match(job_id) else f"{PAGES}/jobs"
 
 
 def _job(gateway: Gateway, job_id: str) -> jobs.Job:

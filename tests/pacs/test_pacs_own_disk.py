@@ -8,23 +8,9 @@ import pytest
 from pytest_orthanc import PLAIN_STUDY
 
 from pacs.errors import OwnStoreRefused
-from pacs.models import Peer
 from pacs.retrieve import Retriever
 from pacs.scp import StorageSCP
 from pacs.store import StudyStore
-
-
-def _peer(server, method: str) -> Peer:
-    return Peer(
-        name=f"test-{server.ae_title.lower()}",
-        ae_title=server.ae_title,
-        host="127.0.0.1",
-        port=server.dicom_port,
-        retrieve_method=method,
-        connect_timeout=3.0,
-        acse_timeout=5.0,
-        dimse_timeout=20.0,
-    )
 
 
 @pytest.fixture
@@ -37,7 +23,9 @@ def half_a_study(small_disks, demo_catalog):
 
 @pytest.mark.parametrize("pacs", ["orthanc_running", "dcmqrscp"])
 @pytest.mark.parametrize("method", ["move", "get"])
-def test_a_full_disk_is_the_gateways_own_in_its_words(pacs, method, request, local, half_a_study):
+def test_a_full_disk_is_the_gateways_own_in_its_words(
+    pacs, method, request, local, half_a_study, make_peer
+):
     store, study = half_a_study
     server = request.getfixturevalue(pacs)
     scp = StorageSCP(local, store, [server.ae_title])
@@ -45,7 +33,8 @@ def test_a_full_disk_is_the_gateways_own_in_its_words(pacs, method, request, loc
     try:
         retriever = Retriever(local, store, scp)
         with pytest.raises(OwnStoreRefused) as refused:
-            retriever.fetch_study(_peer(server, method), study.study_uid, max_requests=1)
+            peer = make_peer(server, method, dimse_timeout=20.0)
+            retriever.fetch_study(peer, study.study_uid, max_requests=1)
     finally:
         scp.stop()
 

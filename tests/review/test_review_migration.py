@@ -3,9 +3,7 @@ PostgreSQL, and the JSON columns round-trip on both."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
-from uuid import uuid4
 
 import pytest
 import sqlalchemy as sa
@@ -24,22 +22,9 @@ from pacs.models import PacsPatient, PersonName, Study
 REVIEW_TABLES = {"review_item", "patient_link", "audit_event"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'gateway.db'}"
-        return
-    server: sa.URL = request.getfixturevalue("postgres_server")
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    name = f"review_test_{uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+@pytest.fixture
+def db_url(gateway_db_url: str) -> str:
+    return gateway_db_url
 
 
 def test_the_migration_matches_the_models(db_url):

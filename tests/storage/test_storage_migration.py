@@ -4,9 +4,7 @@ study indexed before it counts as last used when it was fetched."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from uuid import uuid4
 
 import pytest
 import sqlalchemy as sa
@@ -21,22 +19,9 @@ from gateway.core.models import metadata
 RETENTION_TABLES = {"study", "removed_study", "instance"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'gateway.db'}"
-        return
-    server: sa.URL = request.getfixturevalue("postgres_server")
-    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    name = f"retention_test_{uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+@pytest.fixture
+def db_url(gateway_db_url: str) -> str:
+    return gateway_db_url
 
 
 def _migrate(engine: sa.Engine, revision: str, *, down: bool = False) -> None:
