@@ -82,12 +82,15 @@ def serve_process() -> Iterator[list[ServeProcess]]:
 
 
 def _job_for_request(gateway: Gateway, request_id: str) -> str | None:
+    """The job the request's Idempotency-Key names; None until it names one (the key is
+    claimed, with an empty job id, just before its job is queued)."""
     with gateway.engine.connect() as conn:
-        return conn.scalar(
+        job_id = conn.scalar(
             sa.select(idempotency_key.c.job_id).where(
                 idempotency_key.c.key == request_id, idempotency_key.c.api_key_id == FLYNOTES_KEY_ID
             )
         )
+    return job_id or None
 
 
 def _finished_job(gateway: Gateway, request_id: str, timeout: float = 60) -> Any:
