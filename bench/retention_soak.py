@@ -17,6 +17,8 @@ Checked and printed:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -70,7 +72,15 @@ def make_patients(work: Path, count: int) -> list[tuple[str, list[Path]]]:
 
 
 def store_bytes(root: Path) -> int:
-    return sum(p.stat().st_size for p in root.glob("*/*/*.dcm") if not p.parts[-3].startswith("."))
+    """Bytes of the study files now; a study removed while it is being counted counts 0."""
+    total = 0
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # .incoming, .held
+        for name in files:
+            if name.endswith(".dcm"):
+                with contextlib.suppress(FileNotFoundError):
+                    total += os.stat(os.path.join(folder, name)).st_size
+    return total
 
 
 def main() -> None:
