@@ -446,6 +446,8 @@ class Gateway:
                 else ")"
             )
         )
+        if self.retention.removed_total:
+            numbers += f"; {self.retention.removed_total} studies removed since start"
         if not figures.floor_kept:
             return Check(
                 False,
