@@ -120,6 +120,8 @@ def day_status(job_store: jobs.JobStore, planned: list[Planned]) -> list[Patient
         )
         job = found[0] if found else None
         state = PatientState.WAITING if job is None else _STATE_OF_JOB[job.state]
+        if state is PatientState.READY and (job and job.progress.get("studies_in_review")):
+            state = PatientState.NEEDS_REVIEW  # fetched what it could; a person decides the rest
         days.append(PatientDay(one, state, job))
     return days
 

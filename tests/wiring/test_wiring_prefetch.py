@@ -9,6 +9,8 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from html import unescape
 
+from demo_practice import write_demo_practice
+from demo_studies import SAME_PERSON_IDS
 from fastapi.testclient import TestClient
 from orthanc_server import wait_until
 from typer.testing import CliRunner
@@ -17,12 +19,14 @@ import jobs
 from gateway.app import create_app
 from gateway.cli.main import app
 from gateway.core.settings import CONFIG_ENV
+from gateway.prefetch.day import PatientState, summary
 from gateway.prefetch.schedule import PrefetchSchedule
 from r4.database import create_r4_engine
 from r4.mapping import R4Mapping
 from testkit.sample_data import insert_appointments
 
 DAY = date(2026, 12, 8)
+OUTSIDE_ID = SAME_PERSON_IDS[1]  # EXT-77812: R4 patient 1003's studies at another provider
 BOOK = {"appointment_start": "StartTime", "appointment_cancelled": "Cancelled"}
 
 
@@ -170,3 +174,33 @@ def test_the_schedule_runs_the_evening_pass_once_and_the_rolling_pass_for_late_b
     jobs_now = gateway.jobs.list(kind="fetch")
     assert {j.params["r4_patient_id"] for j in jobs_now} == {"1001", "1004"}
     assert all(j.priority == jobs.BACKGROUND for j in jobs_now)
+
+
+def test_an_ng_practice_s_patient_whose_other_studies_need_a_person_is_reviewed_the_day_before(
+    wired_gateway, orthanc_running, demo_catalog, tmp_path
+):
+    """NG shape (Appointment.PatientID = Patient.RecordID, ScheduledDate): R4 patient 1003
+    also has studies under another provider's id (EXT-77812), which only a person can link:
+    they are in the review queue before the appointment, and the day says so."""
+    ng = {"preset": "NG_R4_Sys2000"}
+    url = write_demo_practice(tmp_path / "ng.db", mapping=R4Mapping(**ng))
+    engine = create_r4_engine(url, R4Mapping(**ng))
+    insert_appointments(engine, [(1003, date(2026, 12, 8), False)])
+    engine.dispose()
+    # Name and birth date queries find the other provider's studies (match_by_demographics).
+    gateway = wired_gateway(orthanc_running, r4_url=url, r4=ng, match_by_demographics=True)
+
+    ((planned, job),) = gateway.prefetch(DAY)
+
+    assert planned.r4_patient_id == 1003 and planned.starts_at == datetime(2026, 12, 8)
+    finished = {s.value for s in jobs.FINISHED_STATES}
+    assert wait_until(lambda: gateway.jobs.get(job.id).state in finished, 120)
+    assert gateway.jobs.get(job.id).state == "succeeded", gateway.jobs.get(job.id).message
+    outside = {s.study_uid for s in demo_catalog.studies_for(OUTSIDE_ID)}
+    waiting = {item.study_uid for item in gateway.review.list()}
+    assert outside and outside <= waiting  # queued for a person, the evening before
+    for uid in outside:
+        assert gateway.index.study(uid) is None  # not filed under anyone meanwhile
+    (day,) = gateway.prefetch_status(DAY)
+    assert day.state is PatientState.NEEDS_REVIEW
+    assert summary(DAY, [day]) == "Tue 8 Dec: 1 patient \N{EM DASH} 1 need review"
