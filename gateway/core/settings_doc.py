@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from gateway.core.contacts import Contact
-from gateway.core.settings import CONFIG_ENV, PacsSettings, Settings
+from gateway.core.settings import CONFIG_ENV, PacsSettings, PrefetchSettings, Settings
 from gateway.core.settings_doc_r4 import render_r4
 
 INTRO = f"""# Configuration
@@ -104,6 +104,13 @@ def render() -> str:
     )
     parts.append(SCP_ACCEPTS)
     parts.append(render_r4())
+    parts += [
+        "\n## Prefetch (`[prefetch]` in the TOML file)\n",
+        _table(PrefetchSettings, env=False),
+        "\nIt needs the appointment book in `[r4]` (`appointments_table` and the fields after "
+        "it). In the environment: `PACS_GATEWAY_PREFETCH__ENABLED=true`. How a pass runs: "
+        'docs/deployment.md, "Prefetch".\n',
+    ]
     parts.append(TESTED_PACS)
     parts += [
         "\n## Each contact (`[contacts.it]`, `[contacts.pacs_vendor]`, `[contacts.radiology]`)\n",
