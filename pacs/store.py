@@ -328,15 +328,25 @@ class StudyStore:
 _STUDY_KEYWORDS = ("StudyDate", "StudyTime", "StudyDescription", "AccessionNumber", "Modality")
 
 
+def size_words(count: int) -> str:
+    """Bytes for a person: "850 MB", "1.2 GB"."""
+    if abs(count) >= 10**9:
+        return f"{count / 10**9:.1f} GB"
+    return f"{count // 10**6} MB"
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free bytes on `path`'s filesystem; None when it cannot be read."""
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
+
+
 def free_space(path: Path) -> str:
     """The free space on `path`'s filesystem, for a person: "12 MB", "3.4 GB"."""
-    try:
-        free = shutil.disk_usage(path).free
-    except OSError:
-        return "unknown space"
-    if free >= 10**9:
-        return f"{free / 10**9:.1f} GB"
-    return f"{free // 10**6} MB"
+    free = free_bytes(path)
+    return "unknown space" if free is None else size_words(free)
 
 
 def changes_between(old: Path, new: Path) -> list[str]:

@@ -18,7 +18,6 @@ Invariants:
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -31,7 +30,8 @@ from gateway.core.models import review_item, study
 from gateway.core.settings import Settings
 from gateway.index.study_index import IndexedStudy, StudyIndex
 from gateway.review.audit import AuditAction, AuditLog, study_subject
-from pacs.store import StudyStore
+from pacs.store import StudyStore, free_bytes
+from pacs.store import size_words as size
 
 log = logging.getLogger(__name__)
 
@@ -287,15 +287,5 @@ class Retention:
         return True
 
 
-def size(count: int) -> str:
-    """Bytes for a person: "850 MB", "1.2 GB"."""
-    if abs(count) >= GB:
-        return f"{count / GB:.1f} GB"
-    return f"{count // 10**6} MB"
-
-
 def _free(root: Path) -> int:
-    try:
-        return shutil.disk_usage(root).free
-    except OSError:
-        return 0
+    return free_bytes(root) or 0
