@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 import jobs
 from gateway.core.settings import Settings
 from gateway.fetch.request import FetchRequest
-from r4.appointments import appointments_between
+from r4.appointments import MAX_APPOINTMENTS, appointments_between
 
 # Who the audit trail and the log name for a prefetch's fetches.
 PREFETCH_ACTOR = "prefetch"
@@ -107,18 +107,17 @@ class PatientDay:
 
 def day_status(job_store: jobs.JobStore, planned: list[Planned]) -> list[PatientDay]:
     """Each planned patient with the newest prefetch job for that day (found by the job's
-    patient and keep-until date), or none yet."""
+    patient and keep-until date), or none yet. One read of the job table for the day, not
+    one per patient: the dashboard asks on every load."""
+    newest: dict[str, jobs.Job] = {}
+    for keep_until in {str(one.request.keep_until) for one in planned}:
+        for job in job_store.list(
+            kind="fetch", params_match={"keep_until": keep_until}, limit=MAX_APPOINTMENTS * 4
+        ):  # newest first: the first job seen for a patient is theirs
+            newest.setdefault(str(job.params.get("r4_patient_id")), job)
     days = []
     for one in planned:
-        found = job_store.list(
-            kind="fetch",
-            params_match={
-                "r4_patient_id": one.request.r4_patient_id or "",
-                "keep_until": str(one.request.keep_until),
-            },
-            limit=1,
-        )
-        job = found[0] if found else None
+        job = newest.get(one.request.r4_patient_id or "")
         state = PatientState.WAITING if job is None else _STATE_OF_JOB[job.state]
         if state is PatientState.READY and (job and job.progress.get("studies_in_review")):
             state = PatientState.NEEDS_REVIEW  # fetched what it could; a person decides the rest
